@@ -1,0 +1,131 @@
+# webproxyd: build, run and test. `make help` lists the targets.
+# Build output goes to $(BUILD) (build/ by default), never into the sources.
+
+PREFIX	?= /usr/local
+DESTDIR	?=
+BUILD	?= build
+CC	?= cc
+SAN	?=
+
+PKGS	 = libmicrohttpd libcurl jansson libcyaml libsodium yaml-0.1
+CSTD	 = -std=c11 -D_GNU_SOURCE
+WARN	 = -Wall -Wextra -Wformat=2 -Wshadow -Wstrict-prototypes \
+	   -Wmissing-prototypes -Wmissing-declarations -Wold-style-definition \
+	   -Wpointer-arith -Wcast-qual -Wcast-align -Wwrite-strings -Wundef \
+	   -Wvla -Wnull-dereference -Wimplicit-fallthrough -Wswitch-enum \
+	   -Wnested-externs -Wredundant-decls -Wconversion -Wno-sign-conversion \
+	   -Werror
+ifeq ($(SAN),1)
+OPT	 = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
+	   -fno-sanitize-recover=all
+LDSAN	 = -fsanitize=address,undefined
+else
+OPT	 = -O2 -g -D_FORTIFY_SOURCE=3 -fstack-protector-strong
+LDSAN	 =
+endif
+CFLAGS	+= $(CSTD) $(WARN) $(OPT) -fno-common -fPIE -MMD -MP -Ishared \
+	   $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDFLAGS	+= $(LDSAN) -pie -Wl,-z,relro,-z,now
+LDLIBS	+= $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
+
+SHARED_SRC = $(wildcard shared/*.c)
+MASTER_SRC = $(wildcard master/*.c)
+WORKER_SRC = $(wildcard worker/*.c)
+LIB_OBJ	   = $(patsubst %.c,$(BUILD)/%.o,$(SHARED_SRC) $(WORKER_SRC) \
+	     $(filter-out master/main.c,$(MASTER_SRC)))
+MAIN_OBJ   = $(BUILD)/master/main.o
+UNIT_SRC   = $(wildcard test/unit/t_*.c)
+UNIT_BIN   = $(patsubst test/unit/%.c,$(BUILD)/test/%,$(UNIT_SRC))
+FAKE_SRC   = $(wildcard test/fake/*.c)
+FAKE_BIN   = $(BUILD)/fakegrok
+
+# Debian packages the daemon needs to build and run, and the tests need.
+DEB_BUILD = build-essential pkg-config libmicrohttpd-dev libcurl4-openssl-dev \
+	    libjansson-dev libcyaml-dev libyaml-dev libsodium-dev
+DEB_TEST  = $(DEB_BUILD) nodejs npm mandoc procps curl
+
+.PHONY: all run demo test check asan fuzz bench install clean lint help \
+	deps deps-test man-lint
+
+all: $(BUILD)/webproxyd $(FAKE_BIN)
+
+help:
+	@echo "make            build $(BUILD)/webproxyd"
+	@echo "make run        install what is missing, build, run in the foreground"
+	@echo "make test       install what is missing, build, run every test"
+	@echo "make check      unit tests only"
+	@echo "make asan       every test under ASan+UBSan"
+	@echo "make install    PREFIX=$(PREFIX) DESTDIR=$(DESTDIR)"
+	@echo "make lint       clang-format check, man page lint"
+
+$(BUILD)/webproxyd: $(MAIN_OBJ) $(LIB_OBJ)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/test/%: $(BUILD)/test/unit/%.o $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(FAKE_BIN): $(patsubst %.c,$(BUILD)/%.o,$(FAKE_SRC)) $(LIB_OBJ)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+deps:
+	@sh test/deps.sh $(DEB_BUILD)
+
+deps-test:
+	@sh test/deps.sh $(DEB_TEST)
+
+run: deps
+	@$(MAKE) --no-print-directory $(BUILD)/webproxyd
+	@mkdir -p var
+	$(BUILD)/webproxyd -f -c conf/config.yaml
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@sh test/demo.sh $(BUILD)
+
+check: $(UNIT_BIN)
+	@sh test/run.sh unit $(BUILD)
+
+test: deps-test
+	@$(MAKE) --no-print-directory all $(UNIT_BIN)
+	@sh test/run.sh all $(BUILD)
+
+asan: deps-test
+	@$(MAKE) --no-print-directory BUILD=build/asan SAN=1 all \
+	    $(patsubst $(BUILD)/%,build/asan/%,$(UNIT_BIN))
+	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	    sh test/run.sh all build/asan
+
+lint: man-lint
+	clang-format --dry-run --Werror $(SHARED_SRC) $(MASTER_SRC) \
+	    $(WORKER_SRC) $(wildcard shared/*.h master/*.h worker/*.h) \
+	    $(UNIT_SRC) $(FAKE_SRC)
+
+man-lint:
+	mandoc -Tlint -Wwarning man/webproxyd.8 man/webproxyd.yaml.5
+
+install: $(BUILD)/webproxyd
+	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/share/man/man8 \
+	    $(DESTDIR)$(PREFIX)/share/man/man5 \
+	    $(DESTDIR)$(PREFIX)/share/webproxyd/www \
+	    $(DESTDIR)/etc/webproxyd $(DESTDIR)/lib/systemd/system
+	install -m 0755 $(BUILD)/webproxyd $(DESTDIR)$(PREFIX)/sbin/webproxyd
+	install -m 0644 man/webproxyd.8 $(DESTDIR)$(PREFIX)/share/man/man8/
+	install -m 0644 man/webproxyd.yaml.5 $(DESTDIR)$(PREFIX)/share/man/man5/
+	cp -R www/. $(DESTDIR)$(PREFIX)/share/webproxyd/www/
+	sed -e 's|@SBINDIR@|$(PREFIX)/sbin|g' conf/webproxyd.service \
+	    > $(DESTDIR)/lib/systemd/system/webproxyd.service
+	test -e $(DESTDIR)/etc/webproxyd/config.yaml || \
+	    sed -e 's|^\(  data_dir:\).*|\1 "/var/lib/webproxyd"|' \
+	    conf/config.yaml > $(DESTDIR)/etc/webproxyd/config.yaml
+	chmod 0640 $(DESTDIR)/etc/webproxyd/config.yaml
+
+clean:
+	rm -rf build
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,117 @@
+/*
+ * THE shared-memory layout of webproxyd. One POSIX segment
+ * (shm_open("/webproxyd.<pid>") + mmap, mode 0600), created by the master
+ * before it forks and unlinked right after mapping, so children inherit it
+ * and nothing stale is left after a crash. No pointers live in it: the
+ * header holds offsets to each section.
+ *
+ *   header | config slots [2] | process slots [SHM_PROCS] | token table
+ *
+ * Config: only the master writes, into the slot nobody reads, then bumps
+ * cfg_gen (release). Process slots: each written by its owner (pid, role,
+ * heartbeat, counters) except pid/role/gen, which the master sets at fork.
+ * Token table: tok.h, under its robust mutex.
+ *
+ * Changing any struct here bumps SHM_ABI_VERSION.
+ */
+#ifndef WP_SHM_H
+#define WP_SHM_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cfg.h"
+#include "tok.h"
+
+#define SHM_MAGIC	0x5750524f58594400ULL /* "WPROXYD\0" */
+#define SHM_ABI_VERSION 1
+#define SHM_PROCS	160 /* old and new workers during a reload, janitor */
+#define SHM_NOTE_MAX	256
+
+_Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "64-bit atomics across processes");
+
+enum shm_role { SHM_ROLE_FREE, SHM_ROLE_WORKER, SHM_ROLE_JANITOR };
+extern const char *const shm_role_name[];
+
+enum shm_pstate {
+	SHM_PS_STARTING,
+	SHM_PS_READY,
+	SHM_PS_DRAINING,
+	SHM_PS_EXITED,
+};
+extern const char *const shm_pstate_name[];
+
+/* Counters a process owns and only it writes (relaxed atomics). */
+struct shm_counters {
+	_Atomic uint64_t requests;	  /* HTTP requests answered */
+	_Atomic uint64_t errors_4xx;	  /* client mistakes */
+	_Atomic uint64_t errors_5xx;	  /* our or upstream failures */
+	_Atomic uint64_t chat;		  /* chat completions started */
+	_Atomic uint64_t upstream_errors; /* upstream failures seen */
+	_Atomic uint64_t active;	  /* requests in flight now */
+};
+
+struct shm_proc {
+	_Atomic int32_t pid; /* 0 = free */
+	_Atomic uint32_t role;
+	_Atomic uint32_t state;
+	uint32_t wslot; /* worker slot: which listen socket */
+	_Atomic uint64_t gen;
+	_Atomic int64_t heartbeat_ms; /* monotonic */
+	struct shm_counters c;
+	char note[SHM_NOTE_MAX]; /* last words before an abort */
+} __attribute__((aligned(64)));
+
+struct shm_cfg_slot {
+	uint64_t gen;
+	struct cfg cfg;
+};
+
+struct shm_hdr {
+	uint64_t magic;
+	uint32_t abi;
+	uint32_t hdr_size;
+	uint64_t seg_size;
+	int32_t master_pid;
+	uint32_t nprocs;
+	uint64_t started_ms; /* wall clock */
+	_Atomic uint32_t cfg_slot;
+	uint32_t pad;
+	_Atomic uint64_t cfg_gen;
+	_Atomic uint64_t reloads;
+	_Atomic uint64_t respawns;
+	uint64_t cfg_off[2];
+	uint64_t proc_off;
+	uint64_t tok_off;
+	uint64_t tok_size;
+};
+
+struct shm {
+	struct shm_hdr *hdr; /* the mapping starts here */
+	size_t size;
+	struct tok_table *tok;
+};
+
+/*
+ * Create, map and unlink the segment for a table of tok_cap rows.
+ * Returns 0 or WP_ESYS / WP_ENOMEM. Master only, before forking.
+ */
+int shm_create(struct shm *s, uint32_t tok_cap);
+/* Unmap (master at exit; children never). */
+void shm_destroy(struct shm *s);
+/* Check magic, version and sizes of a mapping. Returns 0 or WP_EVERSION. */
+int shm_check(const struct shm *s);
+
+/* Publish cfg as generation gen (master only). */
+void shm_cfg_publish(struct shm *s, const struct cfg *cfg, uint64_t gen);
+/* Copy the current config out; returns its generation. */
+uint64_t shm_cfg_read(const struct shm *s, struct cfg *out);
+
+struct shm_proc *shm_proc(const struct shm *s, uint32_t i);
+/* A free process slot, or -1. Master only. */
+int shm_proc_alloc(struct shm *s);
+/* Sum of every live process's counters. */
+void shm_counters_sum(const struct shm *s, struct shm_counters *sum);
+
+#endif

@@ -1,0 +1,161 @@
+/*
+ * The token table: every SSO token of the grok pool and all of its state,
+ * in shared memory, used by every worker and persisted by the master
+ * (tokfile.h). One robust mutex guards the whole table; every function
+ * here takes and gives it itself, holding it only for a copy or a counter
+ * update (never I/O, malloc or logging under it).
+ *
+ * Selection never scans the table: per pool, usable tokens sit in binary
+ * heaps (indices in shm) ordered by remaining quota (unknown, -1, first,
+ * then the largest), then least recently used; cooling tokens sit in a
+ * heap ordered by the end of their cooldown. Pick, charge and release are
+ * O(log n).
+ *
+ * Rows are addressed by index plus a generation that changes when a row
+ * is reused, so a lease or admin id never reaches the wrong token.
+ */
+#ifndef WP_TOK_H
+#define WP_TOK_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cfg.h"
+#include "lock.h"
+
+#define TOK_LEN_MAX	 511 /* one SSO cookie value */
+#define TOK_NOTE_MAX	 255
+#define TOK_TAGS_MAX	 8
+#define TOK_TAG_MAX	 31
+#define TOK_REASON_MAX	 127
+#define TOK_FAIL_EXPIRE	 3		    /* 401s in a row that expire */
+#define TOK_COOL_DEF_MS	 (2 * 3600 * 1000LL) /* window when upstream is mute */
+
+enum tok_type { TOK_NORMAL, TOK_SUPER, TOK_NTYPES };
+enum tok_status {
+	TOK_ST_ACTIVE,
+	TOK_ST_COOLING,
+	TOK_ST_EXPIRED,
+	TOK_ST_DISABLED,
+	TOK_NSTATUS
+};
+
+extern const char *const tok_type_name[];   /* "ssoNormal", "ssoSuper" */
+extern const char *const tok_status_name[]; /* "active", ... */
+
+/* Parse "active" etc. Returns 0 or WP_EINVAL. */
+int tok_status_parse(const char *s, enum tok_status *st);
+
+/* One token's state, copied out of (or into) the table. */
+struct tok_info {
+	char token[TOK_LEN_MAX + 1];
+	char note[TOK_NOTE_MAX + 1];
+	char tags[TOK_TAGS_MAX][TOK_TAG_MAX + 1];
+	char last_failure_reason[TOK_REASON_MAX + 1]; /* "" = null */
+	uint32_t ntags;
+	uint8_t type;	/* enum tok_type */
+	uint8_t status; /* enum tok_status */
+	uint8_t pad[2];
+	int32_t remaining;	 /* remainingQueries, -1 = unknown */
+	int32_t heavy_remaining; /* heavyremainingQueries, -1 = unknown */
+	uint32_t failed_count;
+	uint32_t inflight;
+	int64_t created_ms;
+	int64_t last_failure_ms; /* 0 = null */
+	int64_t last_used_ms;	 /* 0 = never */
+	int64_t cooldown_until_ms; /* 0 = none */
+	uint32_t row;		   /* filled by tok_get / tok_next */
+	uint32_t row_gen;
+};
+
+/* What a worker holds while a request uses a token. */
+struct tok_lease {
+	uint32_t row;
+	uint32_t row_gen;
+	uint8_t type;
+	uint8_t heavy; /* charges heavy_remaining */
+	uint8_t pad[2];
+	char token[TOK_LEN_MAX + 1]; /* copy, for the cookie */
+};
+
+struct tok_table; /* lives in shared memory; layout in tok.c */
+
+/* Bytes a table of cap rows needs (cap >= 1). */
+size_t tok_table_size(uint32_t cap);
+/* Lay out an empty table in mem (tok_table_size(cap) zeroed bytes). */
+int tok_table_init(void *mem, uint32_t cap, struct tok_table **tp);
+uint32_t tok_table_cap(const struct tok_table *t);
+/* Rows in use, all types. */
+uint32_t tok_table_count(const struct tok_table *t);
+/* Rows of one type, any status. */
+uint32_t tok_table_count_type(const struct tok_table *t, enum tok_type type);
+/* The table lock, for tests and recovery counters. */
+struct lock *tok_table_lock(struct tok_table *t);
+/* Bumped on every change; the master persists when it moves. */
+uint64_t tok_table_dirty(const struct tok_table *t);
+
+/*
+ * Add a token with the state in ti (its token, type, status and counters).
+ * Returns 0 and *row, WP_EEXIST (the token is there already), WP_ETOOBIG
+ * (table full), WP_EINVAL (empty or overlong token).
+ */
+int tok_add(struct tok_table *t, const struct tok_info *ti, uint32_t *row);
+/* Remove by token value. Returns 0 or WP_ENOENT. */
+int tok_remove(struct tok_table *t, const char *token);
+/* Find by token value. Returns 0 and *row, *row_gen, or WP_ENOENT. */
+int tok_find(struct tok_table *t, const char *token, uint32_t *row,
+    uint32_t *row_gen);
+/* Copy row out. Returns 0 or WP_ENOENT (free row or wrong generation). */
+int tok_get(struct tok_table *t, uint32_t row, uint32_t row_gen,
+    struct tok_info *out);
+/*
+ * Iterate rows in use: start with *iter = 0; returns 0 and fills out,
+ * or WP_ENOENT at the end.
+ */
+int tok_next(struct tok_table *t, uint32_t *iter, struct tok_info *out);
+/*
+ * Replace the operator-editable fields of a row (tags, note, status,
+ * counters) with those of ti, keeping inflight and last_used. Returns 0 or
+ * WP_ENOENT.
+ */
+int tok_set(struct tok_table *t, uint32_t row, uint32_t row_gen,
+    const struct tok_info *ti);
+
+/*
+ * Pick the best token for a model of the given pool at time now_ms
+ * (cooling tokens whose time is up come back first). On success fills
+ * lease, counts it in flight and returns 0. Otherwise WP_ENOTOKEN (no
+ * token that could ever serve: none, or all expired/disabled) or
+ * WP_ECOOLING with *retry_at_ms set to the earliest cooldown end.
+ * exclude_row (or UINT32_MAX) is skipped when another is usable, so a
+ * retry lands on another token.
+ */
+int tok_pick(struct tok_table *t, enum cfg_pool pool, int64_t now_ms,
+    uint32_t exclude_row, struct tok_lease *lease, int64_t *retry_at_ms);
+/* The request is over: no longer in flight. */
+void tok_release(struct tok_table *t, const struct tok_lease *lease);
+
+/* Upstream answered 200: reset failures, spend cost from the right quota. */
+int tok_charge(struct tok_table *t, const struct tok_lease *lease,
+    int32_t cost, int64_t now_ms);
+/*
+ * The rate-limits endpoint said remaining (heavy or not); wait_s > 0 when
+ * it is 0 and the upstream gave a wait. At 0 the token cools until then
+ * (TOK_COOL_DEF_MS when unknown).
+ */
+int tok_set_quota(struct tok_table *t, uint32_t row, uint32_t row_gen,
+    bool heavy, int32_t remaining, int64_t wait_s, int64_t now_ms);
+/* Upstream 429: cool until until_ms. */
+int tok_cool(struct tok_table *t, uint32_t row, uint32_t row_gen,
+    int64_t until_ms, const char *reason, int64_t now_ms);
+/*
+ * A failure blamed on the token (401 and the like; never 403): counts it,
+ * records reason, and expires the token after TOK_FAIL_EXPIRE in a row
+ * when http_status is 401.
+ */
+int tok_fail(struct tok_table *t, uint32_t row, uint32_t row_gen,
+    int http_status, const char *reason, int64_t now_ms);
+
+#endif

@@ -1,0 +1,60 @@
+/*
+ * token.json: the token pool on disk, in the seed's schema
+ * ({"ssoNormal":{<token>:{createdTime, remainingQueries,
+ * heavyremainingQueries, status, failedCount, lastFailureTime,
+ * lastFailureReason, tags, note}}, "ssoSuper":{...}}), plus our fields
+ * cooldownUntil and lastUsedTime. Fields we do not know are kept.
+ *
+ * Only the master calls these. A struct tokfile is the last version read
+ * or written (a jansson document): it is the base of the three-way merge
+ * that SIGHUP does, and the keeper of unknown fields.
+ */
+#ifndef WP_TOKFILE_H
+#define WP_TOKFILE_H
+
+#include <stddef.h>
+
+#include "tok.h"
+
+struct tokfile;
+
+/*
+ * Read path. A missing file gives an empty document (0). A file that does
+ * not parse or breaks the schema returns WP_EPARSE with
+ * "path:line:col: problem" in err. Returns 0, WP_EPARSE, WP_ENOMEM, WP_ESYS.
+ */
+int tokfile_read(const char *path, struct tokfile **fp, char *err,
+    size_t errlen);
+void tokfile_free(struct tokfile *f);
+/* Tokens in the document. */
+size_t tokfile_count(const struct tokfile *f);
+
+/*
+ * Start-up: add every token of f to the empty table t. Returns 0,
+ * WP_ETOOBIG (more tokens than grok.max_tokens; err says so).
+ */
+int tokfile_load(struct tok_table *t, const struct tokfile *f, char *err,
+    size_t errlen);
+
+/*
+ * SIGHUP: fold the operator's edits into the live table. base is what we
+ * last read or wrote, edited what is on disk now. Tokens new in edited are
+ * added; tokens in base but gone from edited are removed; a field whose
+ * value differs between base and edited takes the edited value; every
+ * other field keeps its live value. Tokens added live since base stay.
+ * Counts what it did into *added, *removed, *changed (may be NULL).
+ */
+int tokfile_merge(struct tok_table *t, const struct tokfile *base,
+    const struct tokfile *edited, unsigned *added, unsigned *removed,
+    unsigned *changed);
+
+/*
+ * Write the live table to path atomically (temp file in the same folder,
+ * fsync, rename, fsync of the folder; mode 0600), keeping the unknown
+ * fields of *basep. On success *basep becomes the document written.
+ * On failure the old file is untouched. Returns 0, WP_ESYS, WP_ENOMEM.
+ */
+int tokfile_write(struct tok_table *t, const char *path,
+    struct tokfile **basep);
+
+#endif

@@ -1,0 +1,159 @@
+/*
+ * Small helpers for every process (see util.h). No state.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "err.h"
+#include "util.h"
+
+void
+util_assert_fail(const char *file, int line, const char *expr)
+{
+	char buf[512];
+	int n;
+
+	n = snprintf(buf, sizeof(buf), "assertion failed: %s:%d: %s\n", file,
+	    line, expr);
+	if (n > 0)
+		(void)util_write_all(2, buf,
+		    (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
+	abort();
+}
+
+uint64_t
+util_mono_ns(void)
+{
+	struct timespec ts;
+
+	(void)clock_gettime(CLOCK_MONOTONIC, &ts); /* cannot fail */
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+int64_t
+util_mono_ms(void)
+{
+	return (int64_t)(util_mono_ns() / 1000000u);
+}
+
+int64_t
+util_now_ms(void)
+{
+	struct timespec ts;
+
+	(void)clock_gettime(CLOCK_REALTIME, &ts); /* cannot fail */
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int
+util_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out)
+{
+	char *end;
+	long long v;
+
+	if (s == NULL || *s == '\0')
+		return WP_EINVAL;
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (*end != '\0')
+		return WP_EINVAL;
+	if (errno == ERANGE || v < min || v > max)
+		return WP_ERANGE;
+	*out = v;
+	return 0;
+}
+
+int
+util_strlcpy(char *dst, const char *src, size_t dstlen)
+{
+	size_t n = strlen(src);
+
+	if (dstlen == 0)
+		return WP_ETOOBIG;
+	if (n >= dstlen) {
+		memcpy(dst, src, dstlen - 1);
+		dst[dstlen - 1] = '\0';
+		return WP_ETOOBIG;
+	}
+	memcpy(dst, src, n + 1);
+	return 0;
+}
+
+void
+close_fd(int *fdp)
+{
+	int saved = errno;
+
+	if (*fdp >= 0)
+		(void)close(*fdp); /* nothing useful to do on failure */
+	*fdp = -1;
+	errno = saved;
+}
+
+int
+util_ct_streq(const char *a, size_t alen, const char *b, size_t blen)
+{
+	unsigned char d = 0;
+	size_t i;
+
+	/* Walk b's length whatever a is, so time depends on b only. */
+	for (i = 0; i < blen; i++)
+		d |= (unsigned char)(a[i < alen ? i : 0] ^ b[i]);
+	return d == 0 && alen == blen && alen > 0;
+}
+
+int
+util_write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+	ssize_t n;
+
+	while (len > 0) {
+		n = write(fd, p, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return WP_ESYS;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int
+util_split_hostport(const char *s, char *host, size_t hostlen, uint16_t *port)
+{
+	const char *colon, *hs;
+	size_t hl;
+	int64_t p;
+
+	if (s[0] == '[') {
+		const char *rb = strchr(s, ']');
+
+		if (rb == NULL || rb[1] != ':')
+			return WP_EINVAL;
+		hs = s + 1;
+		hl = (size_t)(rb - hs);
+		colon = rb + 1;
+	} else {
+		colon = strrchr(s, ':');
+		if (colon == NULL)
+			return WP_EINVAL;
+		hs = s;
+		hl = (size_t)(colon - s);
+	}
+	if (hl == 0 || hl >= hostlen)
+		return WP_EINVAL;
+	if (util_parse_i64(colon + 1, 1, 65535, &p) != 0)
+		return WP_EINVAL;
+	memcpy(host, hs, hl);
+	host[hl] = '\0';
+	*port = (uint16_t)p;
+	return 0;
+}

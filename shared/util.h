@@ -1,0 +1,54 @@
+/*
+ * Small helpers every process uses: time, number parsing with ranges,
+ * bounded string copies, fds, asserts and magic-checked objects.
+ */
+#ifndef WP_UTIL_H
+#define WP_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define WP_ASSERT(e)                                                         \
+	do {                                                                 \
+		if (!(e))                                                    \
+			util_assert_fail(__FILE__, __LINE__, #e);            \
+	} while (0)
+
+#define CHECK_OBJ(p, m) WP_ASSERT((p) != NULL && (p)->magic == (m))
+
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+void util_assert_fail(const char *file, int line, const char *expr)
+    __attribute__((noreturn));
+
+/* Monotonic and wall clock. */
+int64_t util_mono_ms(void);
+uint64_t util_mono_ns(void);
+int64_t util_now_ms(void);
+
+/*
+ * Parse a whole decimal string into [min, max]. Returns 0, WP_EINVAL for
+ * junk (including trailing characters) or WP_ERANGE.
+ */
+int util_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out);
+
+/*
+ * Copy src into dst of size dstlen. Returns 0, or WP_ETOOBIG when src does
+ * not fit (dst then holds a truncated, terminated copy).
+ */
+int util_strlcpy(char *dst, const char *src, size_t dstlen);
+
+/* Close *fdp if it is open and set it to -1. Keeps errno. */
+void close_fd(int *fdp);
+
+/* Constant-time comparison of two byte strings of possibly unequal length. */
+int util_ct_streq(const char *a, size_t alen, const char *b, size_t blen);
+
+/* Write all of buf to fd, retrying on EINTR. Returns 0 or WP_ESYS. */
+int util_write_all(int fd, const void *buf, size_t len);
+
+/* Parse "host:port" (IPv4, [IPv6] or name) into its parts. */
+int util_split_hostport(const char *s, char *host, size_t hostlen,
+    uint16_t *port);
+
+#endif
