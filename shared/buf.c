@@ -1,0 +1,114 @@
+/*
+ * Bounded growable buffers (see buf.h). Any process.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "err.h"
+
+void
+buf_init(struct buf *b, size_t max)
+{
+	memset(b, 0, sizeof(*b));
+	b->max = max;
+}
+
+void
+buf_fini(struct buf *b)
+{
+	free(b->p);
+	b->p = NULL;
+	b->len = b->cap = 0;
+}
+
+void
+buf_reset(struct buf *b)
+{
+	b->len = 0;
+	if (b->p != NULL)
+		b->p[0] = '\0';
+}
+
+static int
+buf_reserve(struct buf *b, size_t more)
+{
+	size_t need, cap;
+	char *p;
+
+	if (more > b->max || b->len > b->max - more)
+		return WP_ETOOBIG;
+	need = b->len + more + 1;
+	if (need <= b->cap)
+		return 0;
+	cap = b->cap ? b->cap : 256;
+	while (cap < need)
+		cap *= 2;
+	if ((p = realloc(b->p, cap)) == NULL)
+		return WP_ENOMEM;
+	b->p = p;
+	b->cap = cap;
+	return 0;
+}
+
+int
+buf_append(struct buf *b, const void *data, size_t len)
+{
+	int rc;
+
+	if ((rc = buf_reserve(b, len)) != 0)
+		return rc;
+	if (len > 0)
+		memcpy(b->p + b->len, data, len);
+	b->len += len;
+	b->p[b->len] = '\0';
+	return 0;
+}
+
+int
+buf_puts(struct buf *b, const char *s)
+{
+	return buf_append(b, s, strlen(s));
+}
+
+int
+buf_printf(struct buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n, rc;
+
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return WP_EINVAL;
+	if ((rc = buf_reserve(b, (size_t)n)) != 0)
+		return rc;
+	va_start(ap, fmt);
+	(void)vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	b->len += (size_t)n;
+	return 0;
+}
+
+void
+buf_consume(struct buf *b, size_t n)
+{
+	if (n >= b->len) {
+		buf_reset(b);
+		return;
+	}
+	memmove(b->p, b->p + n, b->len - n + 1);
+	b->len -= n;
+}
+
+char *
+buf_take(struct buf *b)
+{
+	char *p = b->p;
+
+	b->p = NULL;
+	b->len = b->cap = 0;
+	return p;
+}
