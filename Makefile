@@ -23,7 +23,7 @@ else
 OPT	 = -O2 -g -D_FORTIFY_SOURCE=3 -fstack-protector-strong
 LDSAN	 =
 endif
-CFLAGS	+= $(CSTD) $(WARN) $(OPT) -fno-common -fPIE -MMD -MP -Ishared \
+CFLAGS	+= $(CSTD) $(WARN) $(OPT) -fno-common -fPIE -MMD -MP -Ishared -Imaster -Iworker \
 	   $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDFLAGS	+= $(LDSAN) -pie -Wl,-z,relro,-z,now
 LDLIBS	+= $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread

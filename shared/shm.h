@@ -81,6 +81,7 @@ struct shm_hdr {
 	_Atomic uint64_t cfg_gen;
 	_Atomic uint64_t reloads;
 	_Atomic uint64_t respawns;
+	struct shm_counters retired; /* of process slots since reused */
 	uint64_t cfg_off[2];
 	uint64_t proc_off;
 	uint64_t tok_off;
@@ -111,7 +112,14 @@ uint64_t shm_cfg_read(const struct shm *s, struct cfg *out);
 struct shm_proc *shm_proc(const struct shm *s, uint32_t i);
 /* A free process slot, or -1. Master only. */
 int shm_proc_alloc(struct shm *s);
-/* Sum of every live process's counters. */
-void shm_counters_sum(const struct shm *s, struct shm_counters *sum);
+/* Plain totals of the per-process counters, for /metrics. */
+struct shm_totals {
+	uint64_t requests, errors_4xx, errors_5xx, chat, upstream_errors,
+	    active;
+	uint32_t workers; /* live worker processes */
+};
+
+/* Sum every process slot's counters (those of exited ones included). */
+void shm_totals(const struct shm *s, struct shm_totals *sum);
 
 #endif

@@ -1,0 +1,188 @@
+// Shared helpers for the integration tests: start the real webproxyd (and
+// the fake grok.com) on free loopback ports with a temporary data folder,
+// make HTTP requests on fresh connections, read the logs, and check that
+// nothing is left behind.
+import { spawn, spawnSync, execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+export const BUILD = process.env.WEBPROXYD_BUILD ||
+	path.resolve(import.meta.dirname, '../../build');
+export const BIN = path.join(BUILD, 'webproxyd');
+export const FAKE = path.join(BUILD, 'fakegrok');
+
+export function tmpdir(prefix = 'wpd-') {
+	return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+// A YAML config; sections are objects of scalars or arrays of scalars.
+export function yaml(cfg) {
+	const v = (x) => typeof x === 'string' ? JSON.stringify(x) : String(x);
+	let out = '';
+	for (const [sec, body] of Object.entries(cfg)) {
+		out += `${sec}:\n`;
+		for (const [k, val] of Object.entries(body)) {
+			if (Array.isArray(val))
+				out += val.length ? `  ${k}:\n` + val.map((e) => `    - ${v(e)}\n`).join('') : `  ${k}: []\n`;
+			else if (val !== null && typeof val === 'object')
+				out += `  ${k}:\n` + Object.entries(val).map(([kk, vv]) => `    ${kk}: ${v(vv)}\n`).join('');
+			else
+				out += `  ${k}: ${v(val)}\n`;
+		}
+	}
+	return out;
+}
+
+export function tokenEntry(extra = {}) {
+	return {
+		createdTime: 1706745600000, remainingQueries: -1,
+		heavyremainingQueries: -1, status: 'active', failedCount: 0,
+		lastFailureTime: null, lastFailureReason: null, tags: [], note: '',
+		...extra,
+	};
+}
+
+export function tokenFile(normal = [], sup = []) {
+	const o = { ssoNormal: {}, ssoSuper: {} };
+	for (const t of normal) o.ssoNormal[t] = tokenEntry();
+	for (const t of sup) o.ssoSuper[t] = tokenEntry();
+	return o;
+}
+
+// Start webproxyd. opts: { server, grok, projects, tokens (object for
+// token.json), args (extra CLI), workers }. Resolves once /healthz answers.
+export async function startDaemon(opts = {}) {
+	const dir = opts.dir || tmpdir();
+	const cfgPath = path.join(dir, 'config.yaml');
+	const cfg = {
+		server: { listen: '127.0.0.1:0', workers: opts.workers ?? 2,
+			data_dir: dir, log_level: 'info', api_keys: [],
+			...(opts.server || {}) },
+		projects: { grok: { enabled: true } },
+		grok: { ...(opts.grok || {}) },
+	};
+	if (opts.projects) cfg.projects = opts.projects;
+	fs.writeFileSync(cfgPath, opts.rawConfig ?? yaml(cfg));
+	if (opts.tokens) {
+		fs.mkdirSync(path.join(dir, 'accounts/grok'), { recursive: true });
+		fs.writeFileSync(path.join(dir, 'accounts/grok/token.json'),
+			JSON.stringify(opts.tokens, null, 2));
+	}
+	const args = ['-f', '-c', cfgPath, '-p', path.join(dir, 'webproxyd.pid'),
+		...(opts.args || [])];
+	const proc = spawn(BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+	const d = new Daemon(proc, dir, cfgPath);
+	await d.ready();
+	return d;
+}
+
+export class Daemon {
+	constructor(proc, dir, cfgPath) {
+		this.proc = proc;
+		this.pid = proc.pid;
+		this.dir = dir;
+		this.cfgPath = cfgPath;
+		this.log = '';
+		this.exited = new Promise((resolve) => proc.on('exit',
+			(code, signal) => resolve({ code, signal })));
+		for (const s of [proc.stdout, proc.stderr])
+			s.on('data', (b) => { this.log += b.toString(); });
+	}
+
+	get tokenPath() { return path.join(this.dir, 'accounts/grok/token.json'); }
+
+	async ready(timeoutMs = 10000) {
+		const t0 = Date.now();
+		while (Date.now() - t0 < timeoutMs) {
+			const m = this.log.match(/webproxyd started: \d+ workers on ([\d.]+):(\d+)/);
+			if (m && !this.port) {
+				this.host = m[1];
+				this.port = Number(m[2]);
+			}
+			if (this.port) {
+				try {
+					const r = await request(this.url('/healthz'));
+					if (r.status === 200) return;
+				} catch { /* not yet */ }
+			}
+			if (this.proc.exitCode !== null)
+				throw new Error(`webproxyd exited ${this.proc.exitCode}:\n${this.log}`);
+			await sleep(25);
+		}
+		throw new Error(`webproxyd not ready in ${timeoutMs} ms:\n${this.log}`);
+	}
+
+	url(p) { return `http://${this.host}:${this.port}${p}`; }
+
+	// Wait until the log (from offset from) matches re.
+	async waitLog(re, timeoutMs = 10000, from = 0) {
+		const t0 = Date.now();
+		while (Date.now() - t0 < timeoutMs) {
+			if (re.test(this.log.slice(from))) return;
+			await sleep(25);
+		}
+		throw new Error(`log never matched ${re}:\n${this.log}`);
+	}
+
+	signal(sig) { process.kill(this.pid, sig); }
+
+	children() { return childrenOf(this.pid); }
+
+	async stop(sig = 'SIGTERM') {
+		if (this.proc.exitCode === null && this.proc.signalCode === null)
+			this.signal(sig);
+		return this.exited;
+	}
+}
+
+// [{pid, args}] of the direct children of pid.
+export function childrenOf(pid) {
+	const r = spawnSync('ps', ['-o', 'pid=,args=', '--ppid', String(pid)],
+		{ encoding: 'utf8' });
+	return r.stdout.split('\n').filter((l) => l.trim()).map((l) => {
+		const m = l.trim().match(/^(\d+)\s+(.*)$/);
+		return { pid: Number(m[1]), args: m[2] };
+	});
+}
+
+export function alive(pid) {
+	try { process.kill(pid, 0); return true; } catch { return false; }
+}
+
+export function shmSegments() {
+	return fs.readdirSync('/dev/shm').filter((f) => f.startsWith('webproxyd'));
+}
+
+// One HTTP request on a fresh connection. Resolves {status, headers, body,
+// json}.
+export function request(url, { method = 'GET', headers = {}, body } = {}) {
+	return new Promise((resolve, reject) => {
+		const req = http.request(url, { method, headers, agent: false },
+			(res) => {
+				const chunks = [];
+				res.on('data', (c) => chunks.push(c));
+				res.on('end', () => {
+					const text = Buffer.concat(chunks).toString();
+					let json;
+					try { json = JSON.parse(text); } catch { json = undefined; }
+					resolve({ status: res.statusCode, headers: res.headers, body: text, json });
+				});
+				res.on('error', reject);
+			});
+		req.on('error', reject);
+		req.setTimeout(15000, () => req.destroy(new Error('request timed out')));
+		if (body !== undefined) req.write(body);
+		req.end();
+	});
+}
+
+export function run(args, input) {
+	return spawnSync(BIN, args, { encoding: 'utf8', input, timeout: 20000 });
+}
+
+export function bearer(key) { return { authorization: `Bearer ${key}` }; }
+
+export { sleep, execFileSync };

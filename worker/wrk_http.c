@@ -1,0 +1,556 @@
+/*
+ * The worker's HTTP side: libmicrohttpd in external-epoll mode, routing,
+ * the API-key check, request bodies under a cap, and the routes that need
+ * no upstream. One struct wrk_req per request, freed only in the
+ * completion callback. Runs on the worker's one thread.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <microhttpd.h>
+
+#include "err.h"
+#include "log.h"
+#include "oai.h"
+#include "tok.h"
+#include "util.h"
+#include "wrk.h"
+
+#define WRK_REQ_MAGIC 0x52455131u
+
+enum wrk_route {
+	WRK_RT_NONE,
+	WRK_RT_HEALTHZ,
+	WRK_RT_METRICS,
+	WRK_RT_MODELS,
+	WRK_RT_MODEL,
+	WRK_RT_CHAT,
+};
+
+struct wrk_req {
+	unsigned magic;
+	struct wrk *w;
+	struct wrk_conn *conn;
+	enum wrk_route route;
+	const char *url;
+	char *body;
+	size_t len, cap;
+	unsigned status;
+};
+
+static const struct wrk_route_def {
+	const char *path;
+	bool prefix;
+	const char *methods; /* for Allow: and the 405 check */
+	enum wrk_route route;
+} wrk_routes[] = {
+	{ "/healthz", false, "GET, HEAD", WRK_RT_HEALTHZ },
+	{ "/metrics", false, "GET", WRK_RT_METRICS },
+	{ "/v1/models", false, "GET", WRK_RT_MODELS },
+	{ "/v1/models/", true, "GET", WRK_RT_MODEL },
+	{ "/v1/chat/completions", false, "POST", WRK_RT_CHAT },
+};
+
+static const struct wrk_route_def *
+wrk_route_find(const char *url)
+{
+	size_t i;
+
+	for (i = 0; i < ARRAY_LEN(wrk_routes); i++) {
+		const struct wrk_route_def *r = &wrk_routes[i];
+
+		if (r->prefix ? strncmp(url, r->path, strlen(r->path)) == 0 &&
+			    url[strlen(r->path)] != '\0' :
+				strcmp(url, r->path) == 0)
+			return r;
+	}
+	return NULL;
+}
+
+static bool
+wrk_method_ok(const char *allowed, const char *method)
+{
+	size_t n = strlen(method);
+	const char *p = allowed;
+
+	while ((p = strstr(p, method)) != NULL) {
+		if ((p == allowed || p[-1] == ' ') &&
+		    (p[n] == '\0' || p[n] == ','))
+			return true;
+		p += n;
+	}
+	return false;
+}
+
+static void
+wrk_count(struct wrk *w, unsigned status)
+{
+	struct shm_counters *c = &w->me->c;
+
+	atomic_fetch_add_explicit(&c->requests, 1, memory_order_relaxed);
+	if (status >= 500)
+		atomic_fetch_add_explicit(&c->errors_5xx, 1,
+		    memory_order_relaxed);
+	else if (status >= 400)
+		atomic_fetch_add_explicit(&c->errors_4xx, 1,
+		    memory_order_relaxed);
+}
+
+/* Queue body (taken: freed here) with status and content type. */
+static enum MHD_Result
+wrk_send(struct wrk_req *rq, struct MHD_Connection *conn, unsigned status,
+    const char *ctype, char *body, const char *allow)
+{
+	struct MHD_Response *resp;
+	enum MHD_Result r;
+	size_t len;
+
+	if (body == NULL)
+		return MHD_NO; /* out of memory: drop the connection */
+	len = strlen(body);
+	resp = MHD_create_response_from_buffer(len, body,
+	    MHD_RESPMEM_MUST_FREE);
+	if (resp == NULL) {
+		free(body);
+		return MHD_NO;
+	}
+	(void)MHD_add_response_header(resp, "Content-Type", ctype);
+	if (strncmp(rq->url, "/v1/", 4) == 0)
+		(void)MHD_add_response_header(resp,
+		    "Access-Control-Allow-Origin", "*");
+	if (allow != NULL)
+		(void)MHD_add_response_header(resp, "Allow", allow);
+	if (rq->w->draining)
+		(void)MHD_add_response_header(resp, "Connection", "close");
+	rq->status = status;
+	r = MHD_queue_response(conn, status, resp);
+	MHD_destroy_response(resp);
+	return r;
+}
+
+static enum MHD_Result
+wrk_json(struct wrk_req *rq, struct MHD_Connection *conn, unsigned status,
+    char *body)
+{
+	return wrk_send(rq, conn, status, "application/json", body, NULL);
+}
+
+static enum MHD_Result
+wrk_error(struct wrk_req *rq, struct MHD_Connection *conn, unsigned status,
+    const char *param, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
+
+static enum MHD_Result
+wrk_error(struct wrk_req *rq, struct MHD_Connection *conn, unsigned status,
+    const char *param, const char *code, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	(void)vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	return wrk_json(rq, conn, status,
+	    oai_error(msg, oai_error_type(status), param, code));
+}
+
+/* Bearer key against server.api_keys, in constant time. */
+static bool
+wrk_authorized(const struct wrk *w, struct MHD_Connection *conn,
+    bool *missing)
+{
+	const char *h, *key;
+	bool ok = false;
+	uint32_t i;
+
+	*missing = false;
+	if (w->cfg->n_api_keys == 0)
+		return true;
+	h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+	    MHD_HTTP_HEADER_AUTHORIZATION);
+	if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0) {
+		*missing = true;
+		return false;
+	}
+	key = h + 7;
+	while (*key == ' ')
+		key++;
+	/* Compare with every key, so time does not say which matched. */
+	for (i = 0; i < w->cfg->n_api_keys; i++)
+		ok |= util_ct_streq(key, strlen(key), w->cfg->api_keys[i],
+		    strlen(w->cfg->api_keys[i]));
+	return ok;
+}
+
+static enum MHD_Result
+wrk_metrics(struct wrk_req *rq, struct MHD_Connection *conn)
+{
+	struct shm_totals t;
+	struct shm *s = rq->w->shm;
+	char *buf;
+	int n;
+
+	shm_totals(s, &t);
+	n = asprintf(&buf,
+	    "# TYPE webproxyd_requests_total counter\n"
+	    "webproxyd_requests_total %llu\n"
+	    "# TYPE webproxyd_errors_total counter\n"
+	    "webproxyd_errors_total{class=\"4xx\"} %llu\n"
+	    "webproxyd_errors_total{class=\"5xx\"} %llu\n"
+	    "# TYPE webproxyd_chat_requests_total counter\n"
+	    "webproxyd_chat_requests_total %llu\n"
+	    "# TYPE webproxyd_upstream_errors_total counter\n"
+	    "webproxyd_upstream_errors_total %llu\n"
+	    "# TYPE webproxyd_requests_active gauge\n"
+	    "webproxyd_requests_active %llu\n"
+	    "# TYPE webproxyd_workers gauge\n"
+	    "webproxyd_workers %u\n"
+	    "# TYPE webproxyd_tokens gauge\n"
+	    "webproxyd_tokens{type=\"ssoNormal\"} %u\n"
+	    "webproxyd_tokens{type=\"ssoSuper\"} %u\n"
+	    "# TYPE webproxyd_reloads_total counter\n"
+	    "webproxyd_reloads_total %llu\n"
+	    "# TYPE webproxyd_respawns_total counter\n"
+	    "webproxyd_respawns_total %llu\n"
+	    "# TYPE webproxyd_lock_recoveries_total counter\n"
+	    "webproxyd_lock_recoveries_total %llu\n",
+	    (unsigned long long)t.requests, (unsigned long long)t.errors_4xx,
+	    (unsigned long long)t.errors_5xx, (unsigned long long)t.chat,
+	    (unsigned long long)t.upstream_errors,
+	    (unsigned long long)t.active, t.workers,
+	    tok_table_count_type(s->tok, TOK_NORMAL),
+	    tok_table_count_type(s->tok, TOK_SUPER),
+	    (unsigned long long)atomic_load(&s->hdr->reloads),
+	    (unsigned long long)atomic_load(&s->hdr->respawns),
+	    (unsigned long long)atomic_load(
+		&tok_table_lock(s->tok)->recovered));
+	if (n < 0)
+		return MHD_NO;
+	return wrk_send(rq, conn, 200, "text/plain; version=0.0.4", buf, NULL);
+}
+
+static enum MHD_Result
+wrk_models(struct wrk_req *rq, struct MHD_Connection *conn, const char *id)
+{
+	struct tok_table *t = rq->w->shm->tok;
+	bool has_super = tok_table_count_type(t, TOK_SUPER) > 0;
+	bool has_any = has_super || tok_table_count_type(t, TOK_NORMAL) > 0;
+	char *s;
+
+	s = oai_models(rq->w->cfg, has_any, has_super, id);
+	if (s == NULL && id != NULL)
+		return wrk_error(rq, conn, 404, "model", "model_not_found",
+		    "The model '%.100s' does not exist or has no token in its "
+		    "pool; GET /v1/models lists the available ones",
+		    id);
+	return wrk_json(rq, conn, 200, s);
+}
+
+/* XXX: #3 replaces this with the grok.com request path. */
+static enum MHD_Result
+wrk_chat(struct wrk_req *rq, struct MHD_Connection *conn)
+{
+	const struct cfg *c = rq->w->cfg;
+	json_error_t jerr;
+	json_t *root, *v;
+	enum MHD_Result r;
+	const char *model;
+
+	atomic_fetch_add_explicit(&rq->w->me->c.chat, 1, memory_order_relaxed);
+	root = json_loadb(rq->body != NULL ? rq->body : "", rq->len, 0, &jerr);
+	if (root == NULL)
+		return wrk_error(rq, conn, 400, NULL, "invalid_json",
+		    "The request body is not valid JSON (line %d, column "
+		    "%d): %s",
+		    jerr.line, jerr.column, jerr.text);
+	if (!json_is_object(root)) {
+		r = wrk_error(rq, conn, 400, NULL, "invalid_type",
+		    "The request body must be a JSON object");
+		goto out;
+	}
+	v = json_object_get(root, "model");
+	if (!json_is_string(v) || json_string_length(v) == 0) {
+		r = wrk_error(rq, conn, 400, "model",
+		    v == NULL ? "missing_required_parameter" : "invalid_type",
+		    "'model' must be a non-empty string");
+		goto out;
+	}
+	model = json_string_value(v);
+	v = json_object_get(root, "messages");
+	if (!json_is_array(v) || json_array_size(v) == 0) {
+		r = wrk_error(rq, conn, 400, "messages",
+		    v == NULL ? "missing_required_parameter" : "invalid_type",
+		    "'messages' must be a non-empty array");
+		goto out;
+	}
+	if (!c->grok_enabled) {
+		r = wrk_error(rq, conn, 404, "model", "model_not_found",
+		    "Model not available: the grok project is disabled "
+		    "(projects.grok.enabled)");
+		goto out;
+	}
+	if (cfg_model_find(c, model) == NULL) {
+		r = wrk_error(rq, conn, 404, "model", "model_not_found",
+		    "The model '%.100s' does not exist; GET /v1/models lists "
+		    "the available ones",
+		    model);
+		goto out;
+	}
+	r = wrk_error(rq, conn, 503, NULL, "not_implemented",
+	    "Chat completions are not implemented yet in this build");
+out:
+	json_decref(root);
+	return r;
+}
+
+static enum MHD_Result
+wrk_dispatch(struct wrk_req *rq, struct MHD_Connection *conn,
+    const char *method)
+{
+	const struct wrk_route_def *def = wrk_route_find(rq->url);
+	bool missing;
+
+	if (strcmp(method, "OPTIONS") == 0 && strncmp(rq->url, "/v1/", 4) == 0)
+		return wrk_send(rq, conn, 204, "text/plain", strdup(""),
+		    "GET, POST, OPTIONS");
+	if (def == NULL)
+		return wrk_error(rq, conn, 404, NULL, "not_found",
+		    "No route for %.200s %.200s", method, rq->url);
+	if (!wrk_method_ok(def->methods, method))
+		return wrk_send(rq, conn, 405, "application/json",
+		    oai_error("Method not allowed", "invalid_request_error",
+			NULL, "method_not_allowed"),
+		    def->methods);
+	if (def->route != WRK_RT_HEALTHZ &&
+	    !wrk_authorized(rq->w, conn, &missing))
+		return wrk_error(rq, conn, 401, NULL, "invalid_api_key",
+		    missing ? "Missing API key: send 'Authorization: Bearer "
+			      "<key>' with one of server.api_keys" :
+			      "Incorrect API key provided");
+	switch (def->route) {
+	case WRK_RT_HEALTHZ:
+		return wrk_json(rq, conn, 200, strdup("{\"status\":\"ok\"}"));
+	case WRK_RT_METRICS:
+		return wrk_metrics(rq, conn);
+	case WRK_RT_MODELS:
+		return wrk_models(rq, conn, NULL);
+	case WRK_RT_MODEL:
+		return wrk_models(rq, conn, rq->url + strlen(def->path));
+	case WRK_RT_CHAT:
+		return wrk_chat(rq, conn);
+	case WRK_RT_NONE:
+		break;
+	}
+	return MHD_NO;
+}
+
+static bool
+wrk_has_body(const char *method)
+{
+	return strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 ||
+	    strcmp(method, "PATCH") == 0 || strcmp(method, "DELETE") == 0;
+}
+
+static enum MHD_Result
+wrk_access(void *cls, struct MHD_Connection *conn, const char *url,
+    const char *method, const char *version, const char *upload_data,
+    size_t *upload_data_size, void **req_cls)
+{
+	struct wrk *w = cls;
+	struct wrk_req *rq = *req_cls;
+	const union MHD_ConnectionInfo *ci;
+	const char *cl;
+	int64_t clen;
+
+	(void)version;
+	CHECK_OBJ(w, WRK_MAGIC);
+	if (rq == NULL) {
+		if ((rq = calloc(1, sizeof(*rq))) == NULL)
+			return MHD_NO;
+		rq->magic = WRK_REQ_MAGIC;
+		rq->w = w;
+		rq->url = url;
+		ci = MHD_get_connection_info(conn,
+		    MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+		if (ci != NULL && ci->socket_context != NULL) {
+			rq->conn = ci->socket_context;
+			rq->conn->busy++;
+		}
+		*req_cls = rq;
+		atomic_fetch_add_explicit(&w->me->c.active, 1,
+		    memory_order_relaxed);
+		if (!wrk_has_body(method))
+			return wrk_dispatch(rq, conn, method);
+		/* Refuse an announced oversized body before reading it. */
+		cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+		    MHD_HTTP_HEADER_CONTENT_LENGTH);
+		if (cl != NULL &&
+		    (util_parse_i64(cl, 0, INT64_MAX, &clen) != 0 ||
+			(uint64_t)clen > w->cfg->max_body_bytes))
+			return wrk_error(rq, conn, 413, NULL,
+			    "request_too_large",
+			    "The request body is larger than "
+			    "server.max_body_bytes (%llu bytes)",
+			    (unsigned long long)w->cfg->max_body_bytes);
+		return MHD_YES;
+	}
+	CHECK_OBJ(rq, WRK_REQ_MAGIC);
+	if (rq->status != 0) {
+		/* Answered already (413): throw the rest away. */
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	if (*upload_data_size > 0) {
+		size_t n = *upload_data_size;
+
+		if (rq->len + n > w->cfg->max_body_bytes) {
+			*upload_data_size = 0;
+			return wrk_error(rq, conn, 413, NULL,
+			    "request_too_large",
+			    "The request body is larger than "
+			    "server.max_body_bytes (%llu bytes)",
+			    (unsigned long long)w->cfg->max_body_bytes);
+		}
+		if (rq->len + n + 1 > rq->cap) {
+			size_t cap = rq->cap ? rq->cap : 4096;
+			char *p;
+
+			while (cap < rq->len + n + 1)
+				cap *= 2;
+			if ((p = realloc(rq->body, cap)) == NULL)
+				return MHD_NO;
+			rq->body = p;
+			rq->cap = cap;
+		}
+		memcpy(rq->body + rq->len, upload_data, n);
+		rq->len += n;
+		rq->body[rq->len] = '\0';
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	return wrk_dispatch(rq, conn, method);
+}
+
+static void
+wrk_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
+    enum MHD_RequestTerminationCode toe)
+{
+	struct wrk *w = cls;
+	struct wrk_req *rq = *req_cls;
+
+	(void)conn;
+	(void)toe;
+	CHECK_OBJ(w, WRK_MAGIC);
+	if (rq == NULL)
+		return;
+	CHECK_OBJ(rq, WRK_REQ_MAGIC);
+	wrk_count(w, rq->status);
+	atomic_fetch_sub_explicit(&w->me->c.active, 1, memory_order_relaxed);
+	if (rq->conn != NULL)
+		rq->conn->busy--;
+	free(rq->body);
+	rq->magic = 0;
+	free(rq);
+	*req_cls = NULL;
+}
+
+static void
+wrk_conn_notify(void *cls, struct MHD_Connection *conn, void **socket_ctx,
+    enum MHD_ConnectionNotificationCode toe)
+{
+	struct wrk *w = cls;
+	struct wrk_conn *c = *socket_ctx;
+	const union MHD_ConnectionInfo *ci;
+
+	CHECK_OBJ(w, WRK_MAGIC);
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+		if ((c = calloc(1, sizeof(*c))) == NULL)
+			return; /* untracked: only drain is less tidy */
+		ci = MHD_get_connection_info(conn,
+		    MHD_CONNECTION_INFO_CONNECTION_FD);
+		c->fd = ci != NULL ? ci->connect_fd : -1;
+		c->next = w->conns;
+		if (w->conns != NULL)
+			w->conns->prev = c;
+		w->conns = c;
+		*socket_ctx = c;
+		return;
+	}
+	if (c == NULL)
+		return;
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		w->conns = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	free(c);
+	*socket_ctx = NULL;
+}
+
+int
+wrk_http_start(struct wrk *w)
+{
+	w->mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+		MHD_USE_TURBO,
+	    0, NULL, NULL, wrk_access, w, MHD_OPTION_LISTEN_SOCKET, w->lfd,
+	    MHD_OPTION_NOTIFY_COMPLETED, wrk_completed, w,
+	    MHD_OPTION_NOTIFY_CONNECTION, wrk_conn_notify, w,
+	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)w->cfg->max_connections,
+	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)w->cfg->connection_timeout,
+	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024,
+	    MHD_OPTION_SIGPIPE_HANDLED_BY_APP, 1, MHD_OPTION_END);
+	if (w->mhd == NULL) {
+		log_errx("libmicrohttpd: cannot start on the listening socket");
+		return WP_ESYS;
+	}
+	return 0;
+}
+
+/*
+ * Stop accepting and close idle keep-alive connections, so clients move
+ * to the new workers; requests in progress finish.
+ */
+void
+wrk_http_drain(struct wrk *w)
+{
+	struct wrk_conn *c;
+	MHD_socket fd;
+	int pending;
+
+	if (w->mhd == NULL)
+		return;
+	fd = MHD_quiesce_daemon(w->mhd);
+	if (fd != MHD_INVALID_SOCKET)
+		close_fd(&w->lfd); /* the master keeps the socket open */
+	for (c = w->conns; c != NULL; c = c->next)
+		if (c->busy == 0 && c->fd >= 0 &&
+		    ioctl(c->fd, FIONREAD, &pending) == 0 && pending == 0)
+			(void)shutdown(c->fd, SHUT_RDWR); /* MHD closes it */
+}
+
+void
+wrk_http_stop(struct wrk *w)
+{
+	if (w->mhd != NULL)
+		MHD_stop_daemon(w->mhd);
+	w->mhd = NULL;
+}
+
+unsigned
+wrk_http_connections(const struct wrk *w)
+{
+	const union MHD_DaemonInfo *di;
+
+	if (w->mhd == NULL)
+		return 0;
+	di = MHD_get_daemon_info(w->mhd, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+	return di != NULL ? di->num_connections : 0;
+}
