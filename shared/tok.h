@@ -7,9 +7,16 @@
  *
  * Selection never scans the table: per pool, usable tokens sit in binary
  * heaps (indices in shm) ordered by remaining quota (unknown, -1, first,
- * then the largest), then least recently used; cooling tokens sit in a
- * heap ordered by the end of their cooldown. Pick, charge and release are
- * O(log n).
+ * then the largest, less the requests in flight on it, so a burst spreads
+ * over tokens instead of piling on one), then least recently used;
+ * cooling tokens sit in a heap ordered by the end of their cooldown.
+ * Pick, charge and release are O(log n).
+ *
+ * Quota: remaining (and, for super tokens, heavy_remaining) at 0 is
+ * exhausted until cooldown_until_ms, then unknown (-1) again, so the
+ * token is tried and refreshed. Status cooling means the whole token is
+ * out: a 429, or every quota its type uses is exhausted; a super token
+ * whose heavy quota alone is spent still serves the normal pool.
  *
  * Rows are addressed by index plus a generation that changes when a row
  * is reused, so a lease or admin id never reaches the wrong token.
@@ -25,13 +32,13 @@
 #include "cfg.h"
 #include "lock.h"
 
-#define TOK_LEN_MAX	 511 /* one SSO cookie value */
-#define TOK_NOTE_MAX	 255
-#define TOK_TAGS_MAX	 8
-#define TOK_TAG_MAX	 31
-#define TOK_REASON_MAX	 127
-#define TOK_FAIL_EXPIRE	 3		    /* 401s in a row that expire */
-#define TOK_COOL_DEF_MS	 (2 * 3600 * 1000LL) /* window when upstream is mute */
+#define TOK_LEN_MAX     511 /* one SSO cookie value */
+#define TOK_NOTE_MAX    255
+#define TOK_TAGS_MAX    8
+#define TOK_TAG_MAX     31
+#define TOK_REASON_MAX  127
+#define TOK_FAIL_EXPIRE 3                   /* 401s in a row that expire */
+#define TOK_COOL_DEF_MS (2 * 3600 * 1000LL) /* window when upstream is mute */
 
 enum tok_type { TOK_NORMAL, TOK_SUPER, TOK_NTYPES };
 enum tok_status {
@@ -47,6 +54,11 @@ extern const char *const tok_status_name[]; /* "active", ... */
 
 /* Parse "active" etc. Returns 0 or WP_EINVAL. */
 int tok_status_parse(const char *s, enum tok_status *st);
+/*
+ * Whether s can be a token: 1..TOK_LEN_MAX bytes of RFC 6265 cookie-octet
+ * (it goes into a Cookie header). Returns 0 or WP_EINVAL.
+ */
+int tok_validate(const char *token);
 
 /* One token's state, copied out of (or into) the table. */
 struct tok_info {
@@ -55,18 +67,18 @@ struct tok_info {
 	char tags[TOK_TAGS_MAX][TOK_TAG_MAX + 1];
 	char last_failure_reason[TOK_REASON_MAX + 1]; /* "" = null */
 	uint32_t ntags;
-	uint8_t type;	/* enum tok_type */
+	uint8_t type;   /* enum tok_type */
 	uint8_t status; /* enum tok_status */
 	uint8_t pad[2];
-	int32_t remaining;	 /* remainingQueries, -1 = unknown */
+	int32_t remaining;       /* remainingQueries, -1 = unknown */
 	int32_t heavy_remaining; /* heavyremainingQueries, -1 = unknown */
 	uint32_t failed_count;
 	uint32_t inflight;
 	int64_t created_ms;
-	int64_t last_failure_ms; /* 0 = null */
-	int64_t last_used_ms;	 /* 0 = never */
+	int64_t last_failure_ms;   /* 0 = null */
+	int64_t last_used_ms;      /* 0 = never */
 	int64_t cooldown_until_ms; /* 0 = none */
-	uint32_t row;		   /* filled by tok_get / tok_next */
+	uint32_t row;              /* filled by tok_get / tok_next */
 	uint32_t row_gen;
 };
 
@@ -97,28 +109,29 @@ struct lock *tok_table_lock(struct tok_table *t);
 uint64_t tok_table_dirty(const struct tok_table *t);
 
 /*
- * Add a token with the state in ti (its token, type, status and counters).
- * Returns 0 and *row, WP_EEXIST (the token is there already), WP_ETOOBIG
- * (table full), WP_EINVAL (empty or overlong token).
+ * Add a token with the state in ti (its token, type, status and counters;
+ * not inflight). Returns 0 and *row, WP_EEXIST (the token is there
+ * already), WP_ETOOBIG (table full), WP_EINVAL (token fails tok_validate,
+ * or an unterminated string or bad enum in ti).
  */
 int tok_add(struct tok_table *t, const struct tok_info *ti, uint32_t *row);
 /* Remove by token value. Returns 0 or WP_ENOENT. */
 int tok_remove(struct tok_table *t, const char *token);
 /* Find by token value. Returns 0 and *row, *row_gen, or WP_ENOENT. */
-int tok_find(struct tok_table *t, const char *token, uint32_t *row,
-    uint32_t *row_gen);
+int tok_find(
+    struct tok_table *t, const char *token, uint32_t *row, uint32_t *row_gen);
 /* Copy row out. Returns 0 or WP_ENOENT (free row or wrong generation). */
-int tok_get(struct tok_table *t, uint32_t row, uint32_t row_gen,
-    struct tok_info *out);
+int tok_get(
+    struct tok_table *t, uint32_t row, uint32_t row_gen, struct tok_info *out);
 /*
  * Iterate rows in use: start with *iter = 0; returns 0 and fills out,
  * or WP_ENOENT at the end.
  */
 int tok_next(struct tok_table *t, uint32_t *iter, struct tok_info *out);
 /*
- * Replace the operator-editable fields of a row (tags, note, status,
- * counters) with those of ti, keeping inflight and last_used. Returns 0 or
- * WP_ENOENT.
+ * Replace the operator-editable fields of a row (type, tags, note,
+ * status, counters, created and cooldown times) with those of ti, keeping
+ * the token, inflight and last_used. Returns 0, WP_ENOENT or WP_EINVAL.
  */
 int tok_set(struct tok_table *t, uint32_t row, uint32_t row_gen,
     const struct tok_info *ti);
@@ -137,9 +150,12 @@ int tok_pick(struct tok_table *t, enum cfg_pool pool, int64_t now_ms,
 /* The request is over: no longer in flight. */
 void tok_release(struct tok_table *t, const struct tok_lease *lease);
 
-/* Upstream answered 200: reset failures, spend cost from the right quota. */
-int tok_charge(struct tok_table *t, const struct tok_lease *lease,
-    int32_t cost, int64_t now_ms);
+/*
+ * Upstream answered 200: reset failures, spend cost from the right quota
+ * (when known); a quota that reaches 0 cools for TOK_COOL_DEF_MS.
+ */
+int tok_charge(struct tok_table *t, const struct tok_lease *lease, int32_t cost,
+    int64_t now_ms);
 /*
  * The rate-limits endpoint said remaining (heavy or not); wait_s > 0 when
  * it is 0 and the upstream gave a wait. At 0 the token cools until then
@@ -157,5 +173,18 @@ int tok_cool(struct tok_table *t, uint32_t row, uint32_t row_gen,
  */
 int tok_fail(struct tok_table *t, uint32_t row, uint32_t row_gen,
     int http_status, const char *reason, int64_t now_ms);
+
+/*
+ * Tests and debugging: check every invariant of the table (index, heaps,
+ * positions, counts, free list) under the lock, O(n). Returns 0 or
+ * WP_EINVAL.
+ */
+int tok_table_check(struct tok_table *t);
+/*
+ * Tests only: with the table lock held, leave the table as a writer that
+ * died half-way through an update could (mid-update flag set, a heap out
+ * of order, an index slot lost, a count wrong).
+ */
+void tok_table_wreck(struct tok_table *t);
 
 #endif

@@ -23,8 +23,8 @@ struct tokfile;
  * not parse or breaks the schema returns WP_EPARSE with
  * "path:line:col: problem" in err. Returns 0, WP_EPARSE, WP_ENOMEM, WP_ESYS.
  */
-int tokfile_read(const char *path, struct tokfile **fp, char *err,
-    size_t errlen);
+int tokfile_read(
+    const char *path, struct tokfile **fp, char *err, size_t errlen);
 void tokfile_free(struct tokfile *f);
 /* Tokens in the document. */
 size_t tokfile_count(const struct tokfile *f);
@@ -33,16 +33,21 @@ size_t tokfile_count(const struct tokfile *f);
  * Start-up: add every token of f to the empty table t. Returns 0,
  * WP_ETOOBIG (more tokens than grok.max_tokens; err says so).
  */
-int tokfile_load(struct tok_table *t, const struct tokfile *f, char *err,
-    size_t errlen);
+int tokfile_load(
+    struct tok_table *t, const struct tokfile *f, char *err, size_t errlen);
 
 /*
  * SIGHUP: fold the operator's edits into the live table. base is what we
  * last read or wrote, edited what is on disk now. Tokens new in edited are
  * added; tokens in base but gone from edited are removed; a field whose
  * value differs between base and edited takes the edited value; every
- * other field keeps its live value. Tokens added live since base stay.
+ * other field keeps its live value. Tokens added live since base stay;
+ * tokens deleted live since base stay deleted unless edited by hand.
  * Counts what it did into *added, *removed, *changed (may be NULL).
+ * Returns 0, or WP_ETOOBIG when the result would not fit the table
+ * (checked first: nothing changed then), or the first other error (the
+ * remaining tokens are merged anyway). Afterwards the caller makes edited
+ * the new base (it holds the operator's unknown fields).
  */
 int tokfile_merge(struct tok_table *t, const struct tokfile *base,
     const struct tokfile *edited, unsigned *added, unsigned *removed,
@@ -50,11 +55,13 @@ int tokfile_merge(struct tok_table *t, const struct tokfile *base,
 
 /*
  * Write the live table to path atomically (temp file in the same folder,
- * fsync, rename, fsync of the folder; mode 0600), keeping the unknown
- * fields of *basep. On success *basep becomes the document written.
- * On failure the old file is untouched. Returns 0, WP_ESYS, WP_ENOMEM.
+ * fsync, rename, fsync of the folder; mode 0600; missing folders made
+ * 0700), keeping the unknown fields of *basep (NULL: none). Once renamed,
+ * *basep becomes the document written. On failure before the rename the
+ * old file is untouched and no temp file is left. Returns 0, WP_ESYS
+ * (errno says why; also when only the folder's fsync failed), WP_ENOMEM.
  */
-int tokfile_write(struct tok_table *t, const char *path,
-    struct tokfile **basep);
+int tokfile_write(
+    struct tok_table *t, const char *path, struct tokfile **basep);
 
 #endif

@@ -1,0 +1,1314 @@
+/*
+ * The token table (tok.h): every SSO token and its state in one block of
+ * shared memory, laid out by the master and used in place by every
+ * process. Takes and gives the table's robust mutex itself; critical
+ * sections do no I/O, malloc or logging and are O(1) or O(log n).
+ *
+ * Layout (offsets from the table header, no pointers):
+ *
+ *   header | rows[cap] | hash slots[2^k >= 2 cap] | heaps[6][cap]
+ *
+ * - Rows hold each token's state. Free rows form a list through
+ *   next_free; rows never used sit above the high-water mark, so a large
+ *   table touches only the pages it needs.
+ * - The hash index maps a token to its row: open addressing with linear
+ *   probing and backward-shift deletion (no tombstones), FNV-1a hash.
+ * - Heaps, per token type: "avail" (usable, by remainingQueries), "heavy"
+ *   (super only: usable, by heavyremainingQueries) and "cool" (by the end
+ *   of the cooldown). Every row knows its position in each, so any update
+ *   re-sorts it in O(log n). tok_place() is the one place that decides
+ *   which heaps a row belongs to.
+ *
+ * Quota state: a field (remaining or heavy_remaining) at 0 is exhausted;
+ * the row then carries a cooldown_until_ms and sits in its cool heap.
+ * Status cooling means the whole token is out: a 429 (tok_cool), or
+ * every field its type uses is exhausted. When the cooldown ends (checked
+ * by tok_pick) the token is active again and its exhausted fields become
+ * -1 (unknown), so it is tried and its real quota refreshed.
+ *
+ * Crash safety: every mutating section sets `busy` first and clears it
+ * last. A process that dies holding the lock leaves busy set; the next
+ * lock_take() runs tok_repair(), which rebuilds the hash index, the free
+ * list, the counts and every heap from the rows, O(n log n).
+ */
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "err.h"
+#include "tok.h"
+#include "util.h"
+
+#define TOK_MAGIC     0x544f4b5441424c31ULL /* "TOKTABL1" */
+#define TOK_NONE      UINT32_MAX
+#define TOK_CAP_MAX   (1u << 22) /* keeps every index and size in range */
+#define TOK_SWEEP_MAX 32         /* cooldowns ended per pick: short holds */
+#define TOK_ALIGN     64
+
+/* Heap kinds; heap number = type * TOK_NHK + kind. */
+enum tok_hkind { TOK_HK_AVAIL, TOK_HK_HEAVY, TOK_HK_COOL, TOK_NHK };
+#define TOK_NHEAPS (TOK_NTYPES * TOK_NHK)
+
+const char *const tok_type_name[] = {
+	[TOK_NORMAL] = "ssoNormal",
+	[TOK_SUPER] = "ssoSuper",
+};
+
+const char *const tok_status_name[] = {
+	[TOK_ST_ACTIVE] = "active",
+	[TOK_ST_COOLING] = "cooling",
+	[TOK_ST_EXPIRED] = "expired",
+	[TOK_ST_DISABLED] = "disabled",
+};
+
+struct tok_slot {
+	uint32_t row1; /* row + 1; 0 = empty */
+	uint32_t hash;
+};
+
+struct tok_row {
+	char token[TOK_LEN_MAX + 1];
+	char note[TOK_NOTE_MAX + 1];
+	char tags[TOK_TAGS_MAX][TOK_TAG_MAX + 1];
+	char reason[TOK_REASON_MAX + 1]; /* "" = null */
+	int64_t created_ms;
+	int64_t last_failure_ms;
+	int64_t last_used_ms;
+	int64_t cooldown_until_ms;
+	int32_t remaining;
+	int32_t heavy_remaining;
+	uint32_t failed_count;
+	uint32_t inflight;
+	uint32_t ntags;
+	uint32_t gen;
+	uint32_t hash;
+	uint32_t next_free;
+	uint32_t pos[TOK_NHK]; /* index in each heap of its type, or NONE */
+	uint8_t in_use;
+	uint8_t type;
+	uint8_t status;
+	uint8_t fail401; /* 401s in a row */
+	uint8_t cool429; /* cooling was ordered by the upstream */
+	uint8_t pad[7];
+};
+
+struct tok_table {
+	uint64_t magic;
+	uint32_t cap;
+	uint32_t hash_mask;
+	uint32_t hwm;       /* rows ever used: [0, hwm) */
+	uint32_t free_head; /* free rows below hwm */
+	uint32_t busy;      /* a mutating section is running */
+	uint32_t pad;
+	_Atomic uint32_t count;
+	_Atomic uint32_t count_type[TOK_NTYPES];
+	uint32_t heap_len[TOK_NHEAPS];
+	uint64_t rows_off;
+	uint64_t hash_off;
+	uint64_t heap_off[TOK_NHEAPS];
+	_Atomic uint64_t dirty;
+	struct lock lock;
+} __attribute__((aligned(TOK_ALIGN)));
+
+_Static_assert(sizeof(struct tok_row) % 8 == 0, "rows stay 8-byte aligned");
+_Static_assert(sizeof(struct tok_slot) == 8, "hash slot size");
+_Static_assert(sizeof(struct tok_table) % TOK_ALIGN == 0, "header size");
+_Static_assert(TOK_FAIL_EXPIRE < 255, "fail401 is a byte");
+_Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "lock-free dirty counter");
+
+static size_t
+tok_round(size_t n)
+{
+	return (n + TOK_ALIGN - 1) & ~(size_t)(TOK_ALIGN - 1);
+}
+
+static uint32_t
+tok_hash_cap(uint32_t cap)
+{
+	uint32_t n = 8;
+
+	while (n < 2 * cap)
+		n <<= 1;
+	return n;
+}
+
+/* Section offsets for a table of cap rows; returns the total size. */
+static size_t
+tok_layout(
+    uint32_t cap, uint64_t *rows_off, uint64_t *hash_off, uint64_t *heap_off)
+{
+	size_t off = sizeof(struct tok_table);
+	unsigned h;
+
+	*rows_off = off;
+	off = tok_round(off + (size_t)cap * sizeof(struct tok_row));
+	*hash_off = off;
+	off = tok_round(
+	    off + (size_t)tok_hash_cap(cap) * sizeof(struct tok_slot));
+	for (h = 0; h < TOK_NHEAPS; h++) {
+		heap_off[h] = off;
+		off = tok_round(off + (size_t)cap * sizeof(uint32_t));
+	}
+	return off;
+}
+
+static struct tok_row *
+tok_row(struct tok_table *t, uint32_t i)
+{
+	return (struct tok_row *)((char *)t + t->rows_off) + i;
+}
+
+static struct tok_slot *
+tok_slots(struct tok_table *t)
+{
+	return (struct tok_slot *)((char *)t + t->hash_off);
+}
+
+static uint32_t *
+tok_heap(struct tok_table *t, unsigned h)
+{
+	return (uint32_t *)((char *)t + t->heap_off[h]);
+}
+
+static unsigned
+tok_heap_id(enum tok_type type, unsigned kind)
+{
+	return (unsigned)type * TOK_NHK + kind;
+}
+
+/* FNV-1a, folded to 32 bits. Tokens come from the operator, not clients. */
+static uint32_t
+tok_hash(const char *s)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+
+	for (; *s != '\0'; s++) {
+		h ^= (unsigned char)*s;
+		h *= 0x100000001b3ULL;
+	}
+	return (uint32_t)(h ^ (h >> 32));
+}
+
+/* ---- hash index ---- */
+
+static uint32_t
+tok_hash_find(struct tok_table *t, const char *token, uint32_t h)
+{
+	struct tok_slot *s = tok_slots(t);
+	uint32_t i = h & t->hash_mask;
+
+	/* Ends: the index is at most half full. */
+	while (s[i].row1 != 0) {
+		if (s[i].hash == h &&
+		    strcmp(tok_row(t, s[i].row1 - 1)->token, token) == 0)
+			return i;
+		i = (i + 1) & t->hash_mask;
+	}
+	return TOK_NONE;
+}
+
+static void
+tok_hash_insert(struct tok_table *t, uint32_t row, uint32_t h)
+{
+	struct tok_slot *s = tok_slots(t);
+	uint32_t i = h & t->hash_mask;
+
+	while (s[i].row1 != 0)
+		i = (i + 1) & t->hash_mask;
+	s[i].row1 = row + 1;
+	s[i].hash = h;
+}
+
+static void
+tok_hash_delete(struct tok_table *t, uint32_t i)
+{
+	struct tok_slot *s = tok_slots(t);
+	uint32_t m = t->hash_mask, j = i, home;
+
+	/*
+	 * Backward shift: pull later entries of the cluster into the hole
+	 * unless their home lies cyclically in (hole, entry].
+	 */
+	for (;;) {
+		j = (j + 1) & m;
+		if (s[j].row1 == 0)
+			break;
+		home = s[j].hash & m;
+		if (((j - home) & m) >= ((j - i) & m)) {
+			s[i] = s[j];
+			i = j;
+		}
+	}
+	s[i].row1 = 0;
+	s[i].hash = 0;
+}
+
+/* ---- quota state of one row ---- */
+
+static bool
+tok_live(const struct tok_row *r)
+{
+	return r->status == TOK_ST_ACTIVE || r->status == TOK_ST_COOLING;
+}
+
+/* Some field its type uses is exhausted. */
+static bool
+tok_has_zero(const struct tok_row *r)
+{
+	return r->remaining == 0 ||
+	    (r->type == TOK_SUPER && r->heavy_remaining == 0);
+}
+
+/* Some field its type uses is not exhausted. */
+static bool
+tok_has_quota(const struct tok_row *r)
+{
+	return r->remaining != 0 ||
+	    (r->type == TOK_SUPER && r->heavy_remaining != 0);
+}
+
+static bool
+tok_wants(const struct tok_row *r, unsigned kind)
+{
+	switch (kind) {
+	case TOK_HK_AVAIL:
+		return r->status == TOK_ST_ACTIVE && r->remaining != 0;
+	case TOK_HK_HEAVY:
+		return r->type == TOK_SUPER && r->status == TOK_ST_ACTIVE &&
+		    r->heavy_remaining != 0;
+	default:
+		return tok_live(r) && r->cooldown_until_ms != 0;
+	}
+}
+
+/*
+ * Put a row's fields in a state the heaps can rely on after an outside
+ * edit (tok_add, tok_set): values below -1 mean unknown; a cooling token
+ * or an exhausted field always has a cooldown end; an active token with
+ * nothing left is cooling.
+ */
+static void
+tok_settle(struct tok_row *r)
+{
+	if (r->remaining < -1)
+		r->remaining = -1;
+	if (r->heavy_remaining < -1)
+		r->heavy_remaining = -1;
+	if (r->cooldown_until_ms < 0)
+		r->cooldown_until_ms = 0;
+	if (!tok_live(r)) {
+		r->cool429 = 0;
+		return;
+	}
+	if (r->status == TOK_ST_ACTIVE && !tok_has_quota(r))
+		r->status = TOK_ST_COOLING;
+	/* No end known (a hand-edited or old file): retry at the next pick. */
+	if (r->cooldown_until_ms == 0 &&
+	    (r->status == TOK_ST_COOLING || tok_has_zero(r)))
+		r->cooldown_until_ms = 1;
+	if (r->status != TOK_ST_COOLING)
+		r->cool429 = 0;
+	else if (!tok_has_zero(r))
+		r->cool429 = 1; /* cooling with quota left: the upstream said */
+}
+
+/* A field reached 0: cool it until `until`. */
+static void
+tok_exhaust(struct tok_row *r, int64_t until)
+{
+	if (!tok_live(r))
+		return;
+	if (r->cooldown_until_ms == 0)
+		r->cooldown_until_ms = until;
+	else if (r->status == TOK_ST_ACTIVE && until < r->cooldown_until_ms)
+		r->cooldown_until_ms = until; /* the other field comes back */
+	else if (r->status == TOK_ST_COOLING && until > r->cooldown_until_ms)
+		r->cooldown_until_ms = until; /* never shorten a cooling */
+	if (r->status == TOK_ST_ACTIVE && !tok_has_quota(r))
+		r->status = TOK_ST_COOLING;
+}
+
+/* ---- heaps ---- */
+
+/* Rank for a usable heap: unknown first, then most quota not in flight. */
+static int64_t
+tok_key(const struct tok_row *r, unsigned kind)
+{
+	int32_t v = kind == TOK_HK_HEAVY ? r->heavy_remaining : r->remaining;
+
+	if (v < 0)
+		return INT64_MAX;
+	return (int64_t)v - (int64_t)r->inflight;
+}
+
+/* Whether row a goes above row b in a heap of this kind. */
+static bool
+tok_before(struct tok_table *t, unsigned kind, uint32_t a, uint32_t b)
+{
+	const struct tok_row *ra = tok_row(t, a), *rb = tok_row(t, b);
+	int64_t ka, kb;
+
+	if (kind == TOK_HK_COOL) {
+		if (ra->cooldown_until_ms != rb->cooldown_until_ms)
+			return ra->cooldown_until_ms < rb->cooldown_until_ms;
+		return a < b;
+	}
+	ka = tok_key(ra, kind);
+	kb = tok_key(rb, kind);
+	if (ka != kb)
+		return ka > kb;
+	if (ra->last_used_ms != rb->last_used_ms)
+		return ra->last_used_ms < rb->last_used_ms;
+	return a < b;
+}
+
+static void
+tok_heap_put(struct tok_table *t, unsigned h, uint32_t i, uint32_t row)
+{
+	tok_heap(t, h)[i] = row;
+	tok_row(t, row)->pos[h % TOK_NHK] = i;
+}
+
+static uint32_t
+tok_heap_up(struct tok_table *t, unsigned h, uint32_t i)
+{
+	uint32_t *a = tok_heap(t, h), row = a[i], p;
+
+	while (i > 0) {
+		p = (i - 1) / 2;
+		if (!tok_before(t, h % TOK_NHK, row, a[p]))
+			break;
+		tok_heap_put(t, h, i, a[p]);
+		i = p;
+	}
+	tok_heap_put(t, h, i, row);
+	return i;
+}
+
+static void
+tok_heap_down(struct tok_table *t, unsigned h, uint32_t i)
+{
+	uint32_t *a = tok_heap(t, h), n = t->heap_len[h], row = a[i], c;
+	unsigned kind = h % TOK_NHK;
+
+	for (;;) {
+		c = 2 * i + 1;
+		if (c >= n)
+			break;
+		if (c + 1 < n && tok_before(t, kind, a[c + 1], a[c]))
+			c++;
+		if (!tok_before(t, kind, a[c], row))
+			break;
+		tok_heap_put(t, h, i, a[c]);
+		i = c;
+	}
+	tok_heap_put(t, h, i, row);
+}
+
+static void
+tok_heap_fix(struct tok_table *t, unsigned h, uint32_t i)
+{
+	if (tok_heap_up(t, h, i) == i)
+		tok_heap_down(t, h, i);
+}
+
+static void
+tok_heap_insert(struct tok_table *t, unsigned h, uint32_t row)
+{
+	uint32_t i = t->heap_len[h]++;
+
+	tok_heap_put(t, h, i, row);
+	(void)tok_heap_up(t, h, i); /* where it lands does not matter */
+}
+
+static void
+tok_heap_remove(struct tok_table *t, unsigned h, uint32_t row)
+{
+	struct tok_row *r = tok_row(t, row);
+	uint32_t i = r->pos[h % TOK_NHK], last = --t->heap_len[h];
+
+	r->pos[h % TOK_NHK] = TOK_NONE;
+	if (i != last) {
+		tok_heap_put(t, h, i, tok_heap(t, h)[last]);
+		tok_heap_fix(t, h, i);
+	}
+}
+
+/* The best row of heap h other than exclude, or NONE. O(1). */
+static uint32_t
+tok_heap_best(struct tok_table *t, unsigned h, uint32_t exclude)
+{
+	uint32_t *a = tok_heap(t, h), n = t->heap_len[h];
+
+	if (n == 0)
+		return TOK_NONE;
+	if (a[0] != exclude)
+		return a[0];
+	if (n == 1)
+		return TOK_NONE;
+	if (n == 2 || tok_before(t, h % TOK_NHK, a[1], a[2]))
+		return a[1];
+	return a[2];
+}
+
+/* Make a row's heap memberships and positions match its fields. */
+static void
+tok_place(struct tok_table *t, uint32_t row)
+{
+	struct tok_row *r = tok_row(t, row);
+	unsigned kind, h;
+	bool want;
+
+	for (kind = 0; kind < TOK_NHK; kind++) {
+		h = tok_heap_id(r->type, kind);
+		want = r->in_use && tok_wants(r, kind);
+		if (want && r->pos[kind] == TOK_NONE)
+			tok_heap_insert(t, h, row);
+		else if (!want && r->pos[kind] != TOK_NONE)
+			tok_heap_remove(t, h, row);
+		else if (want)
+			tok_heap_fix(t, h, r->pos[kind]);
+	}
+}
+
+static void
+tok_unplace(struct tok_table *t, uint32_t row)
+{
+	struct tok_row *r = tok_row(t, row);
+	unsigned kind;
+
+	for (kind = 0; kind < TOK_NHK; kind++)
+		if (r->pos[kind] != TOK_NONE)
+			tok_heap_remove(t, tok_heap_id(r->type, kind), row);
+}
+
+/* ---- locking and repair ---- */
+
+static void
+tok_count_add(struct tok_table *t, enum tok_type type, int d)
+{
+	atomic_fetch_add_explicit(&t->count, (uint32_t)d, memory_order_relaxed);
+	atomic_fetch_add_explicit(
+	    &t->count_type[type], (uint32_t)d, memory_order_relaxed);
+}
+
+static void
+tok_row_sanitize(struct tok_row *r)
+{
+	unsigned i;
+
+	r->token[TOK_LEN_MAX] = '\0';
+	r->note[TOK_NOTE_MAX] = '\0';
+	r->reason[TOK_REASON_MAX] = '\0';
+	if (r->ntags > TOK_TAGS_MAX)
+		r->ntags = TOK_TAGS_MAX;
+	for (i = 0; i < TOK_TAGS_MAX; i++)
+		r->tags[i][TOK_TAG_MAX] = '\0';
+	if (r->type >= TOK_NTYPES)
+		r->type = TOK_NORMAL;
+	if (r->status >= TOK_NSTATUS)
+		r->status = TOK_ST_DISABLED;
+	for (i = 0; i < TOK_NHK; i++)
+		r->pos[i] = TOK_NONE;
+	tok_settle(r);
+}
+
+/*
+ * Rebuild everything derived from the rows: the hash index, the free
+ * list, the counts and the heaps. Only after a writer died mid-update.
+ */
+static void
+tok_rebuild(struct tok_table *t)
+{
+	struct tok_row *r;
+	uint32_t i, h;
+	unsigned k;
+
+	if (t->hwm > t->cap)
+		t->hwm = t->cap;
+	memset(tok_slots(t), 0,
+	    (size_t)(t->hash_mask + 1) * sizeof(struct tok_slot));
+	for (k = 0; k < TOK_NHEAPS; k++)
+		t->heap_len[k] = 0;
+	atomic_store_explicit(&t->count, 0, memory_order_relaxed);
+	for (k = 0; k < TOK_NTYPES; k++)
+		atomic_store_explicit(
+		    &t->count_type[k], 0, memory_order_relaxed);
+	for (i = 0; i < t->hwm; i++) {
+		r = tok_row(t, i);
+		if (!r->in_use)
+			continue;
+		tok_row_sanitize(r);
+		h = tok_hash(r->token);
+		/* A half-added row can duplicate nothing but be empty. */
+		if (r->token[0] == '\0' ||
+		    tok_hash_find(t, r->token, h) != TOK_NONE) {
+			r->in_use = 0;
+			continue;
+		}
+		r->hash = h;
+		tok_hash_insert(t, i, h);
+		tok_count_add(t, r->type, 1);
+		tok_place(t, i);
+	}
+	t->free_head = TOK_NONE;
+	for (i = t->hwm; i-- > 0;) {
+		r = tok_row(t, i);
+		if (r->in_use)
+			continue;
+		r->next_free = t->free_head;
+		t->free_head = i;
+	}
+}
+
+static void
+tok_repair(void *arg)
+{
+	struct tok_table *t = arg;
+
+	if (t->busy == 0)
+		return; /* the owner died in a read-only section */
+	tok_rebuild(t);
+	t->busy = 0;
+}
+
+/* Take the lock for a section that reads only. */
+static int
+tok_rlock(struct tok_table *t)
+{
+	return lock_take(&t->lock, tok_repair, t);
+}
+
+/* Take the lock for a section that writes. */
+static int
+tok_begin(struct tok_table *t)
+{
+	int rc;
+
+	if ((rc = lock_take(&t->lock, tok_repair, t)) != 0)
+		return rc;
+	t->busy = 1;
+	/*
+	 * Only a dying process can observe the flag half-way, and death
+	 * drains its stores: the compiler must just not move the writes
+	 * of the section above the flag.
+	 */
+	atomic_signal_fence(memory_order_seq_cst);
+	return 0;
+}
+
+static void
+tok_end(struct tok_table *t, bool changed)
+{
+	atomic_signal_fence(memory_order_seq_cst);
+	t->busy = 0;
+	if (changed)
+		atomic_fetch_add_explicit(&t->dirty, 1, memory_order_relaxed);
+	lock_give(&t->lock);
+}
+
+/* The row if it is in use with this generation, else NULL. */
+static struct tok_row *
+tok_row_get(struct tok_table *t, uint32_t row, uint32_t gen)
+{
+	struct tok_row *r;
+
+	if (row >= t->hwm)
+		return NULL;
+	r = tok_row(t, row);
+	if (!r->in_use || r->gen != gen)
+		return NULL;
+	return r;
+}
+
+/* ---- public ---- */
+
+int
+tok_status_parse(const char *s, enum tok_status *st)
+{
+	unsigned i;
+
+	for (i = 0; i < TOK_NSTATUS; i++) {
+		if (strcmp(s, tok_status_name[i]) == 0) {
+			*st = (enum tok_status)i;
+			return 0;
+		}
+	}
+	return WP_EINVAL;
+}
+
+int
+tok_validate(const char *token)
+{
+	size_t n = strnlen(token, TOK_LEN_MAX + 1);
+	size_t i;
+	unsigned char c;
+
+	if (n == 0 || n > TOK_LEN_MAX)
+		return WP_EINVAL;
+	for (i = 0; i < n; i++) {
+		c = (unsigned char)token[i];
+		/* RFC 6265 cookie-octet: it goes into a Cookie header. */
+		if (c <= 0x20 || c >= 0x7f || c == '"' || c == ',' ||
+		    c == ';' || c == '\\')
+			return WP_EINVAL;
+	}
+	return 0;
+}
+
+size_t
+tok_table_size(uint32_t cap)
+{
+	uint64_t rows_off, hash_off, heap_off[TOK_NHEAPS];
+
+	if (cap == 0 || cap > TOK_CAP_MAX)
+		return 0;
+	return tok_layout(cap, &rows_off, &hash_off, heap_off);
+}
+
+int
+tok_table_init(void *mem, uint32_t cap, struct tok_table **tp)
+{
+	struct tok_table *t = mem;
+	int rc;
+
+	*tp = NULL;
+	if (mem == NULL || cap == 0 || cap > TOK_CAP_MAX ||
+	    ((uintptr_t)mem % TOK_ALIGN) != 0)
+		return WP_EINVAL;
+	memset(t, 0, sizeof(*t));
+	t->cap = cap;
+	t->hash_mask = tok_hash_cap(cap) - 1;
+	t->free_head = TOK_NONE;
+	(void)tok_layout(cap, &t->rows_off, &t->hash_off, t->heap_off);
+	/* Rows and heaps need no setup; the index must read as empty. */
+	memset(tok_slots(t), 0,
+	    (size_t)(t->hash_mask + 1) * sizeof(struct tok_slot));
+	if ((rc = lock_init(&t->lock)) != 0)
+		return rc;
+	t->magic = TOK_MAGIC;
+	*tp = t;
+	return 0;
+}
+
+uint32_t
+tok_table_cap(const struct tok_table *t)
+{
+	return t->cap;
+}
+
+uint32_t
+tok_table_count(const struct tok_table *t)
+{
+	return atomic_load_explicit(&t->count, memory_order_relaxed);
+}
+
+uint32_t
+tok_table_count_type(const struct tok_table *t, enum tok_type type)
+{
+	if ((unsigned)type >= TOK_NTYPES)
+		return 0;
+	return atomic_load_explicit(&t->count_type[type], memory_order_relaxed);
+}
+
+struct lock *
+tok_table_lock(struct tok_table *t)
+{
+	return &t->lock;
+}
+
+uint64_t
+tok_table_dirty(const struct tok_table *t)
+{
+	return atomic_load_explicit(&t->dirty, memory_order_relaxed);
+}
+
+static bool
+tok_str_ok(const char *s, size_t size)
+{
+	return memchr(s, '\0', size) != NULL;
+}
+
+/* Check what tok_add and tok_set take from ti. Outside the lock. */
+static int
+tok_info_check(const struct tok_info *ti, bool need_token)
+{
+	uint32_t i;
+
+	if (need_token &&
+	    (!tok_str_ok(ti->token, sizeof(ti->token)) ||
+	        tok_validate(ti->token) != 0))
+		return WP_EINVAL;
+	if (!tok_str_ok(ti->note, sizeof(ti->note)) ||
+	    !tok_str_ok(
+	        ti->last_failure_reason, sizeof(ti->last_failure_reason)) ||
+	    ti->ntags > TOK_TAGS_MAX || ti->type >= TOK_NTYPES ||
+	    ti->status >= TOK_NSTATUS)
+		return WP_EINVAL;
+	for (i = 0; i < ti->ntags; i++)
+		if (!tok_str_ok(ti->tags[i], sizeof(ti->tags[i])))
+			return WP_EINVAL;
+	return 0;
+}
+
+/* Copy the operator-editable fields of ti into r (both checked). */
+static void
+tok_row_fill(struct tok_row *r, const struct tok_info *ti)
+{
+	uint32_t i;
+
+	memcpy(r->note, ti->note, strlen(ti->note) + 1);
+	memcpy(r->reason, ti->last_failure_reason,
+	    strlen(ti->last_failure_reason) + 1);
+	r->ntags = ti->ntags;
+	for (i = 0; i < ti->ntags; i++)
+		memcpy(r->tags[i], ti->tags[i], strlen(ti->tags[i]) + 1);
+	r->status = ti->status;
+	r->remaining = ti->remaining;
+	r->heavy_remaining = ti->heavy_remaining;
+	r->failed_count = ti->failed_count;
+	r->created_ms = ti->created_ms;
+	r->last_failure_ms = ti->last_failure_ms;
+	r->cooldown_until_ms = ti->cooldown_until_ms;
+}
+
+static void
+tok_row_copyout(const struct tok_row *r, uint32_t row, struct tok_info *out)
+{
+	uint32_t i;
+
+	memset(out, 0, sizeof(*out));
+	memcpy(out->token, r->token, strlen(r->token) + 1);
+	memcpy(out->note, r->note, strlen(r->note) + 1);
+	memcpy(out->last_failure_reason, r->reason, strlen(r->reason) + 1);
+	out->ntags = r->ntags;
+	for (i = 0; i < r->ntags; i++)
+		memcpy(out->tags[i], r->tags[i], strlen(r->tags[i]) + 1);
+	out->type = r->type;
+	out->status = r->status;
+	out->remaining = r->remaining;
+	out->heavy_remaining = r->heavy_remaining;
+	out->failed_count = r->failed_count;
+	out->inflight = r->inflight;
+	out->created_ms = r->created_ms;
+	out->last_failure_ms = r->last_failure_ms;
+	out->last_used_ms = r->last_used_ms;
+	out->cooldown_until_ms = r->cooldown_until_ms;
+	out->row = row;
+	out->row_gen = r->gen;
+}
+
+int
+tok_add(struct tok_table *t, const struct tok_info *ti, uint32_t *rowp)
+{
+	struct tok_row *r;
+	uint32_t h, row;
+	size_t n;
+	int rc;
+
+	if ((rc = tok_info_check(ti, true)) != 0)
+		return rc;
+	h = tok_hash(ti->token);
+	n = strlen(ti->token);
+	if ((rc = tok_begin(t)) != 0)
+		return rc;
+	if (tok_hash_find(t, ti->token, h) != TOK_NONE) {
+		rc = WP_EEXIST;
+		goto out;
+	}
+	if (t->free_head != TOK_NONE) {
+		row = t->free_head;
+		r = tok_row(t, row);
+		t->free_head = r->next_free;
+	} else if (t->hwm < t->cap) {
+		row = t->hwm++;
+		r = tok_row(t, row);
+		r->gen = 0;
+	} else {
+		rc = WP_ETOOBIG;
+		goto out;
+	}
+	if (++r->gen == 0)
+		r->gen = 1; /* 0 is never a valid generation */
+	memcpy(r->token, ti->token, n + 1);
+	tok_row_fill(r, ti);
+	r->type = ti->type;
+	r->last_used_ms = ti->last_used_ms;
+	r->inflight = 0;
+	r->fail401 = 0;
+	r->cool429 = 0;
+	r->hash = h;
+	r->next_free = TOK_NONE;
+	memset(r->pos, 0xff, sizeof(r->pos));
+	tok_settle(r);
+	r->in_use = 1;
+	tok_hash_insert(t, row, h);
+	tok_count_add(t, r->type, 1);
+	tok_place(t, row);
+	*rowp = row;
+	rc = 0;
+out:
+	tok_end(t, rc == 0);
+	return rc;
+}
+
+int
+tok_remove(struct tok_table *t, const char *token)
+{
+	struct tok_row *r;
+	uint32_t slot, row;
+	int rc;
+
+	if ((rc = tok_begin(t)) != 0)
+		return rc;
+	if ((slot = tok_hash_find(t, token, tok_hash(token))) == TOK_NONE) {
+		rc = WP_ENOENT;
+		goto out;
+	}
+	row = tok_slots(t)[slot].row1 - 1;
+	r = tok_row(t, row);
+	tok_unplace(t, row);
+	tok_hash_delete(t, slot);
+	r->in_use = 0;
+	tok_count_add(t, r->type, -1);
+	explicit_bzero(r->token, sizeof(r->token)); /* a secret */
+	r->next_free = t->free_head;
+	t->free_head = row;
+out:
+	tok_end(t, rc == 0);
+	return rc;
+}
+
+int
+tok_find(
+    struct tok_table *t, const char *token, uint32_t *row, uint32_t *row_gen)
+{
+	uint32_t slot, h = tok_hash(token);
+	int rc;
+
+	if ((rc = tok_rlock(t)) != 0)
+		return rc;
+	if ((slot = tok_hash_find(t, token, h)) == TOK_NONE) {
+		rc = WP_ENOENT;
+	} else {
+		*row = tok_slots(t)[slot].row1 - 1;
+		*row_gen = tok_row(t, *row)->gen;
+	}
+	lock_give(&t->lock);
+	return rc;
+}
+
+int
+tok_get(
+    struct tok_table *t, uint32_t row, uint32_t row_gen, struct tok_info *out)
+{
+	struct tok_row *r;
+	int rc;
+
+	if ((rc = tok_rlock(t)) != 0)
+		return rc;
+	if ((r = tok_row_get(t, row, row_gen)) == NULL)
+		rc = WP_ENOENT;
+	else
+		tok_row_copyout(r, row, out);
+	lock_give(&t->lock);
+	return rc;
+}
+
+int
+tok_next(struct tok_table *t, uint32_t *iter, struct tok_info *out)
+{
+	uint32_t i;
+	int rc;
+
+	if ((rc = tok_rlock(t)) != 0)
+		return rc;
+	rc = WP_ENOENT;
+	for (i = *iter; i < t->hwm; i++) {
+		if (tok_row(t, i)->in_use) {
+			tok_row_copyout(tok_row(t, i), i, out);
+			*iter = i + 1;
+			rc = 0;
+			break;
+		}
+	}
+	if (rc != 0)
+		*iter = t->hwm;
+	lock_give(&t->lock);
+	return rc;
+}
+
+int
+tok_set(struct tok_table *t, uint32_t row, uint32_t row_gen,
+    const struct tok_info *ti)
+{
+	struct tok_row *r;
+	uint8_t old_status;
+	int rc;
+
+	if ((rc = tok_info_check(ti, false)) != 0)
+		return rc;
+	if ((rc = tok_begin(t)) != 0)
+		return rc;
+	if ((r = tok_row_get(t, row, row_gen)) == NULL) {
+		rc = WP_ENOENT;
+		goto out;
+	}
+	if (ti->type != r->type) {
+		tok_unplace(t, row);
+		tok_count_add(t, r->type, -1);
+		r->type = ti->type;
+		tok_count_add(t, r->type, 1);
+	}
+	old_status = r->status;
+	tok_row_fill(r, ti);
+	if (r->status != old_status || r->failed_count == 0)
+		r->fail401 = 0;
+	else if (r->fail401 > r->failed_count)
+		r->fail401 = (uint8_t)r->failed_count;
+	tok_settle(r);
+	tok_place(t, row);
+out:
+	tok_end(t, rc == 0);
+	return rc;
+}
+
+/* Cooldowns that ended by now: back to active, exhausted fields unknown. */
+static bool
+tok_sweep(struct tok_table *t, enum tok_type type, int64_t now_ms)
+{
+	unsigned h = tok_heap_id(type, TOK_HK_COOL), n;
+	struct tok_row *r;
+	uint32_t row;
+
+	for (n = 0; n < TOK_SWEEP_MAX && t->heap_len[h] > 0; n++) {
+		row = tok_heap(t, h)[0];
+		r = tok_row(t, row);
+		if (r->cooldown_until_ms > now_ms)
+			break;
+		if (r->status == TOK_ST_COOLING)
+			r->status = TOK_ST_ACTIVE;
+		if (r->remaining == 0)
+			r->remaining = -1;
+		if (r->heavy_remaining == 0)
+			r->heavy_remaining = -1;
+		r->cooldown_until_ms = 0;
+		r->cool429 = 0;
+		tok_place(t, row);
+	}
+	return n > 0;
+}
+
+int
+tok_pick(struct tok_table *t, enum cfg_pool pool, int64_t now_ms,
+    uint32_t exclude_row, struct tok_lease *lease, int64_t *retry_at_ms)
+{
+	static const unsigned normal[] = { TOK_NORMAL * TOK_NHK + TOK_HK_AVAIL,
+		TOK_SUPER * TOK_NHK + TOK_HK_AVAIL };
+	static const unsigned super[] = { TOK_SUPER * TOK_NHK + TOK_HK_HEAVY };
+	const unsigned *order = pool == CFG_POOL_SUPER ? super : normal;
+	unsigned norder = pool == CFG_POOL_SUPER ? 1 : 2, i, h;
+	struct tok_row *r;
+	uint32_t row = TOK_NONE;
+	int64_t until, best = 0;
+	bool changed = false;
+	int rc;
+
+	if ((rc = tok_begin(t)) != 0)
+		return rc;
+	if (pool != CFG_POOL_SUPER)
+		changed |= tok_sweep(t, TOK_NORMAL, now_ms);
+	changed |= tok_sweep(t, TOK_SUPER, now_ms);
+	for (i = 0; i < norder && row == TOK_NONE; i++)
+		row = tok_heap_best(t, order[i], exclude_row);
+	/* Only the excluded token is usable: better it than nothing. */
+	for (i = 0; i < norder && row == TOK_NONE; i++)
+		if (t->heap_len[order[i]] > 0)
+			row = tok_heap(t, order[i])[0];
+	if (row == TOK_NONE) {
+		rc = WP_ENOTOKEN;
+		for (i = 0; i < norder; i++) {
+			h = tok_heap_id(
+			    (enum tok_type)(order[i] / TOK_NHK), TOK_HK_COOL);
+			if (t->heap_len[h] == 0)
+				continue;
+			until =
+			    tok_row(t, tok_heap(t, h)[0])->cooldown_until_ms;
+			if (rc == WP_ENOTOKEN || until < best)
+				best = until;
+			rc = WP_ECOOLING;
+		}
+		if (rc == WP_ECOOLING && retry_at_ms != NULL)
+			*retry_at_ms = best;
+		goto out;
+	}
+	r = tok_row(t, row);
+	r->inflight++;
+	r->last_used_ms = now_ms;
+	tok_place(t, row);
+	changed = true;
+	lease->row = row;
+	lease->row_gen = r->gen;
+	lease->type = r->type;
+	lease->heavy = pool == CFG_POOL_SUPER;
+	memset(lease->pad, 0, sizeof(lease->pad));
+	memcpy(lease->token, r->token, strlen(r->token) + 1);
+out:
+	tok_end(t, changed);
+	return rc;
+}
+
+void
+tok_release(struct tok_table *t, const struct tok_lease *lease)
+{
+	struct tok_row *r;
+
+	if (tok_begin(t) != 0)
+		return; /* lock lost: the segment is rebuilt anyway */
+	if ((r = tok_row_get(t, lease->row, lease->row_gen)) != NULL &&
+	    r->inflight > 0) {
+		r->inflight--;
+		tok_place(t, lease->row);
+	}
+	tok_end(t, false); /* in-flight counts are not persisted */
+}
+
+int
+tok_charge(struct tok_table *t, const struct tok_lease *lease, int32_t cost,
+    int64_t now_ms)
+{
+	struct tok_row *r;
+	int32_t *field;
+	int rc;
+
+	if (cost < 0)
+		return WP_EINVAL;
+	if ((rc = tok_begin(t)) != 0)
+		return rc;
+	if ((r = tok_row_get(t, lease->row, lease->row_gen)) == NULL) {
+		rc = WP_ENOENT;
+		goto out;
+	}
+	r->failed_count = 0;
+	r->fail401 = 0;
+	r->last_failure_ms = 0;
+	r->reason[0] = '\0';
+	field = lease->heavy ? &r->heavy_remaining : &r->remaining;
+	if (*field >= 0) {
+		*field = *field > cost ? *field - cost : 0;
+		if (*field == 0)
+			tok_exhaust(r, now_ms + TOK_COOL_DEF_MS);
+	}
+	tok_place(t, lease->row);
+out:
+	tok_end(t, rc == 0);
+	return rc;
+}
+
+int
+tok_set_quota(struct tok_table *t, uint32_t row, uint32_t row_gen, bool heavy,
+    int32_t remaining, int64_t wait_s, int64_t now_ms)
+{
+	struct tok_row *r;
+	int rc;
+
+	if ((rc = tok_begin(t)) != 0)
+		return rc;
+	if ((r = tok_row_get(t, row, row_gen)) == NULL) {
+		rc = WP_ENOENT;
+		goto out;
+	}
+	if (remaining < 0)
+		remaining = -1;
+	if (heavy)
+		r->heavy_remaining = remaining;
+	else
+		r->remaining = remaining;
+	if (remaining == 0) {
+		/* Caps the wait at ten years: no overflow, no forever. */
+		if (wait_s > 0 && wait_s < 315360000)
+			tok_exhaust(r, now_ms + wait_s * 1000);
+		else
+			tok_exhaust(r, now_ms + TOK_COOL_DEF_MS);
+	} else {
+		/* Our own count ran out early; the upstream knows better. */
+		if (r->status == TOK_ST_COOLING && !r->cool429 &&
+		    tok_has_quota(r))
+			r->status = TOK_ST_ACTIVE;
+		if (r->status == TOK_ST_ACTIVE && !tok_has_zero(r))
+			r->cooldown_until_ms = 0;
+	}
+	tok_place(t, row);
+out:
+	tok_end(t, rc == 0);
+	return rc;
+}
+
+static void
+tok_set_reason(struct tok_row *r, const char *reason, int64_t now_ms)
+{
+	if (reason == NULL)
+		reason = "";
+	/* Reasons are for humans: a cut one is fine. */
+	(void)util_strlcpy(r->reason, reason, sizeof(r->reason));
+	r->last_failure_ms = now_ms;
+}
+
+int
+tok_cool(struct tok_table *t, uint32_t row, uint32_t row_gen, int64_t until_ms,
+    const char *reason, int64_t now_ms)
+{
+	struct tok_row *r;
+	int rc;
+
+	if (until_ms <= now_ms)
+		until_ms = now_ms + TOK_COOL_DEF_MS;
+	if ((rc = tok_begin(t)) != 0)
+		return rc;
+	if ((r = tok_row_get(t, row, row_gen)) == NULL) {
+		rc = WP_ENOENT;
+		goto out;
+	}
+	tok_set_reason(r, reason, now_ms);
+	if (tok_live(r)) {
+		r->status = TOK_ST_COOLING;
+		r->cool429 = 1;
+		if (until_ms > r->cooldown_until_ms)
+			r->cooldown_until_ms = until_ms;
+	}
+	tok_place(t, row);
+out:
+	tok_end(t, rc == 0);
+	return rc;
+}
+
+int
+tok_fail(struct tok_table *t, uint32_t row, uint32_t row_gen, int http_status,
+    const char *reason, int64_t now_ms)
+{
+	struct tok_row *r;
+	int rc;
+
+	if ((rc = tok_begin(t)) != 0)
+		return rc;
+	if ((r = tok_row_get(t, row, row_gen)) == NULL) {
+		rc = WP_ENOENT;
+		goto out;
+	}
+	if (r->failed_count < UINT32_MAX)
+		r->failed_count++;
+	tok_set_reason(r, reason, now_ms);
+	if (http_status != 401) {
+		r->fail401 = 0;
+	} else if (++r->fail401 >= TOK_FAIL_EXPIRE) {
+		r->fail401 = TOK_FAIL_EXPIRE;
+		if (tok_live(r))
+			r->status = TOK_ST_EXPIRED;
+		r->cool429 = 0;
+	}
+	tok_place(t, row);
+out:
+	tok_end(t, rc == 0);
+	return rc;
+}
+
+/* ---- consistency, for tests ---- */
+
+static int
+tok_check_heap(struct tok_table *t, unsigned h)
+{
+	uint32_t *a = tok_heap(t, h), i;
+	unsigned kind = h % TOK_NHK;
+	struct tok_row *r;
+
+	if (t->heap_len[h] > t->cap)
+		return WP_EINVAL;
+	for (i = 0; i < t->heap_len[h]; i++) {
+		if (a[i] >= t->hwm)
+			return WP_EINVAL;
+		r = tok_row(t, a[i]);
+		if (!r->in_use || tok_heap_id(r->type, kind) != h ||
+		    r->pos[kind] != i || !tok_wants(r, kind))
+			return WP_EINVAL;
+		if (i > 0 && tok_before(t, kind, a[i], a[(i - 1) / 2]))
+			return WP_EINVAL;
+	}
+	return 0;
+}
+
+static int
+tok_check_locked(struct tok_table *t)
+{
+	uint32_t i, n = 0, ntype[TOK_NTYPES] = { 0 }, nslots = 0, nfree = 0;
+	struct tok_slot *s = tok_slots(t);
+	struct tok_row *r;
+	unsigned k;
+
+	if (t->magic != TOK_MAGIC || t->busy != 0 || t->hwm > t->cap)
+		return WP_EINVAL;
+	for (k = 0; k < TOK_NHEAPS; k++)
+		if (tok_check_heap(t, k) != 0)
+			return WP_EINVAL;
+	for (i = 0; i < t->hwm; i++) {
+		r = tok_row(t, i);
+		if (!r->in_use)
+			continue;
+		n++;
+		ntype[r->type]++;
+		if (tok_hash_find(t, r->token, r->hash) == TOK_NONE ||
+		    tok_hash(r->token) != r->hash)
+			return WP_EINVAL;
+		for (k = 0; k < TOK_NHK; k++)
+			if ((r->pos[k] != TOK_NONE) != tok_wants(r, k))
+				return WP_EINVAL;
+	}
+	for (i = 0; i <= t->hash_mask; i++)
+		nslots += s[i].row1 != 0;
+	for (i = t->free_head; i != TOK_NONE && nfree <= t->hwm;
+	     i = tok_row(t, i)->next_free) {
+		if (i >= t->hwm || tok_row(t, i)->in_use)
+			return WP_EINVAL;
+		nfree++;
+	}
+	if (n != tok_table_count(t) || nslots != n || n + nfree != t->hwm)
+		return WP_EINVAL;
+	for (k = 0; k < TOK_NTYPES; k++)
+		if (ntype[k] != tok_table_count_type(t, (enum tok_type)k))
+			return WP_EINVAL;
+	return 0;
+}
+
+int
+tok_table_check(struct tok_table *t)
+{
+	int rc;
+
+	if ((rc = tok_rlock(t)) != 0)
+		return rc;
+	rc = tok_check_locked(t);
+	lock_give(&t->lock);
+	return rc;
+}
+
+void
+tok_table_wreck(struct tok_table *t)
+{
+	unsigned h = tok_heap_id(TOK_NORMAL, TOK_HK_AVAIL);
+	uint32_t *a = tok_heap(t, h), tmp, i;
+
+	t->busy = 1;
+	/* A heap out of order with stale positions, a lost index slot. */
+	if (t->heap_len[h] > 1) {
+		tmp = a[0];
+		a[0] = a[t->heap_len[h] - 1];
+		a[t->heap_len[h] - 1] = tmp;
+	}
+	t->heap_len[h] += 3;
+	for (i = 0; i <= t->hash_mask; i++) {
+		if (tok_slots(t)[i].row1 != 0) {
+			tok_slots(t)[i].row1 = 0;
+			break;
+		}
+	}
+	atomic_fetch_add_explicit(&t->count, 7, memory_order_relaxed);
+}

@@ -1,0 +1,754 @@
+/*
+ * Unit tests of the token table (shared/tok.c): add/find/remove, the
+ * selection order, pools, cooling, failures, capacity, invariants under
+ * random operations, and the cost of a pick as the table grows.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "err.h"
+#include "tok.h"
+#include "util.h"
+
+#include "th.h"
+
+#define T0 1700000000000LL /* a fixed "now" */
+
+struct tbl {
+	void *mem;
+	size_t size;
+	struct tok_table *t;
+};
+
+static struct tok_table *
+tbl_new(struct tbl *b, uint32_t cap)
+{
+	b->size = tok_table_size(cap);
+	b->mem = mmap(NULL, b->size, PROT_READ | PROT_WRITE,
+	    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (b->mem == MAP_FAILED) {
+		perror("mmap");
+		exit(2);
+	}
+	if (tok_table_init(b->mem, cap, &b->t) != 0) {
+		fprintf(stderr, "tok_table_init failed\n");
+		exit(2);
+	}
+	return b->t;
+}
+
+static void
+tbl_free(struct tbl *b)
+{
+	(void)munmap(b->mem, b->size); /* test teardown */
+}
+
+static void
+info(struct tok_info *ti, const char *token, enum tok_type type,
+    int32_t remaining, int32_t heavy)
+{
+	memset(ti, 0, sizeof(*ti));
+	(void)util_strlcpy(ti->token, token, sizeof(ti->token)); /* short */
+	ti->type = (uint8_t)type;
+	ti->status = TOK_ST_ACTIVE;
+	ti->remaining = remaining;
+	ti->heavy_remaining = heavy;
+	ti->created_ms = T0;
+}
+
+static uint32_t
+add(struct tok_table *t, const char *token, enum tok_type type,
+    int32_t remaining, int32_t heavy)
+{
+	struct tok_info ti;
+	uint32_t row = UINT32_MAX;
+	int rc;
+
+	info(&ti, token, type, remaining, heavy);
+	rc = tok_add(t, &ti, &row);
+	if (rc != 0)
+		printf("  add %s: %s\n", token, wp_strerror(rc));
+	return row;
+}
+
+static uint32_t
+gen_of(struct tok_table *t, const char *token)
+{
+	uint32_t row, gen = 0;
+
+	(void)tok_find(t, token, &row, &gen); /* 0 = not found */
+	return gen;
+}
+
+/* Pick and release at now; returns the token picked or "" . */
+static const char *
+pick_at(struct tok_table *t, enum cfg_pool pool, int64_t now, uint32_t exclude,
+    int *rcp)
+{
+	static struct tok_lease lease; /* returned string lives here */
+	int64_t retry = 0;
+	int rc;
+
+	memset(&lease, 0, sizeof(lease));
+	rc = tok_pick(t, pool, now, exclude, &lease, &retry);
+	if (rcp != NULL)
+		*rcp = rc;
+	if (rc != 0)
+		return "";
+	tok_release(t, &lease);
+	return lease.token;
+}
+
+static struct tok_info
+get(struct tok_table *t, const char *token)
+{
+	struct tok_info ti;
+	uint32_t row = 0, gen = 0;
+
+	memset(&ti, 0, sizeof(ti));
+	if (tok_find(t, token, &row, &gen) == 0)
+		(void)tok_get(t, row, gen, &ti); /* found just now */
+	return ti;
+}
+
+TEST(t_add_find_remove)
+{
+	struct tbl b;
+	struct tok_table *t = tbl_new(&b, 8);
+	struct tok_info ti;
+	uint32_t ra, rb, rc_row, row, gen, iter;
+	uint64_t d0;
+	char big[TOK_LEN_MAX + 2];
+	int n;
+
+	EXPECT_INT_EQ(tok_table_cap(t), 8);
+	d0 = tok_table_dirty(t);
+	ra = add(t, "tok-a", TOK_NORMAL, -1, -1);
+	rb = add(t, "tok-b", TOK_SUPER, 5, 2);
+	EXPECT(tok_table_dirty(t) > d0);
+	EXPECT_INT_EQ(tok_table_count(t), 2);
+	EXPECT_INT_EQ(tok_table_count_type(t, TOK_NORMAL), 1);
+	EXPECT_INT_EQ(tok_table_count_type(t, TOK_SUPER), 1);
+	EXPECT_INT_EQ(tok_find(t, "tok-a", &row, &gen), 0);
+	EXPECT_INT_EQ(row, ra);
+	EXPECT_INT_EQ(gen, 1);
+	EXPECT_INT_EQ(tok_find(t, "tok-zz", &row, &gen), WP_ENOENT);
+	info(&ti, "tok-a", TOK_SUPER, 1, 1);
+	EXPECT_INT_EQ(tok_add(t, &ti, &row), WP_EEXIST);
+	EXPECT_INT_EQ(tok_get(t, rb, 1, &ti), 0);
+	EXPECT_STR_EQ(ti.token, "tok-b");
+	EXPECT_INT_EQ(ti.type, TOK_SUPER);
+	EXPECT_INT_EQ(ti.remaining, 5);
+	EXPECT_INT_EQ(ti.heavy_remaining, 2);
+	EXPECT_INT_EQ(ti.created_ms, T0);
+
+	/* Bad tokens. */
+	info(&ti, "", TOK_NORMAL, -1, -1);
+	EXPECT_INT_EQ(tok_add(t, &ti, &row), WP_EINVAL);
+	info(&ti, "a b", TOK_NORMAL, -1, -1);
+	EXPECT_INT_EQ(tok_add(t, &ti, &row), WP_EINVAL);
+	info(&ti, "a;b", TOK_NORMAL, -1, -1);
+	EXPECT_INT_EQ(tok_add(t, &ti, &row), WP_EINVAL);
+	memset(big, 'x', sizeof(big));
+	big[sizeof(big) - 1] = '\0';
+	EXPECT_INT_EQ(tok_validate(big), WP_EINVAL);
+	big[TOK_LEN_MAX] = '\0';
+	EXPECT_INT_EQ(tok_validate(big), 0);
+	info(&ti, "x", TOK_NORMAL, -1, -1);
+	memset(ti.token, 'x', sizeof(ti.token)); /* unterminated */
+	EXPECT_INT_EQ(tok_add(t, &ti, &row), WP_EINVAL);
+
+	/* Remove, then the row is reused with a new generation. */
+	EXPECT_INT_EQ(tok_remove(t, "tok-a"), 0);
+	EXPECT_INT_EQ(tok_remove(t, "tok-a"), WP_ENOENT);
+	EXPECT_INT_EQ(tok_get(t, ra, 1, &ti), WP_ENOENT);
+	EXPECT_INT_EQ(tok_find(t, "tok-a", &row, &gen), WP_ENOENT);
+	EXPECT_INT_EQ(tok_table_count(t), 1);
+	EXPECT_INT_EQ(tok_table_count_type(t, TOK_NORMAL), 0);
+	rc_row = add(t, "tok-c", TOK_NORMAL, 3, -1);
+	EXPECT_INT_EQ(rc_row, ra);
+	EXPECT_INT_EQ(gen_of(t, "tok-c"), 2);
+	EXPECT_INT_EQ(tok_get(t, ra, 1, &ti), WP_ENOENT);
+	EXPECT_INT_EQ(tok_get(t, ra, 2, &ti), 0);
+	EXPECT_STR_EQ(ti.token, "tok-c");
+
+	/* Iteration sees each row once. */
+	n = 0;
+	iter = 0;
+	while (tok_next(t, &iter, &ti) == 0)
+		n++;
+	EXPECT_INT_EQ(n, 2);
+	EXPECT_INT_EQ(tok_table_check(t), 0);
+	tbl_free(&b);
+}
+
+TEST(t_order)
+{
+	struct tbl b;
+	struct tok_table *t = tbl_new(&b, 16);
+	struct tok_lease l1, l2;
+	int64_t now = T0, retry;
+	uint32_t row, gen;
+
+	add(t, "A", TOK_NORMAL, 10, -1);
+	add(t, "B", TOK_NORMAL, -1, -1);
+	add(t, "C", TOK_NORMAL, 50, -1);
+	add(t, "D", TOK_NORMAL, -1, -1);
+	add(t, "E", TOK_NORMAL, -1, -1);
+	/* Unknowns first, least recently used among them: they rotate. */
+	EXPECT_STR_EQ(
+	    pick_at(t, CFG_POOL_NORMAL, ++now, UINT32_MAX, NULL), "B");
+	EXPECT_STR_EQ(
+	    pick_at(t, CFG_POOL_NORMAL, ++now, UINT32_MAX, NULL), "D");
+	EXPECT_STR_EQ(
+	    pick_at(t, CFG_POOL_NORMAL, ++now, UINT32_MAX, NULL), "E");
+	EXPECT_STR_EQ(
+	    pick_at(t, CFG_POOL_NORMAL, ++now, UINT32_MAX, NULL), "B");
+	EXPECT_STR_EQ(
+	    pick_at(t, CFG_POOL_NORMAL, ++now, UINT32_MAX, NULL), "D");
+	/* Known quotas: largest first. */
+	(void)tok_find(t, "B", &row, &gen);
+	EXPECT_INT_EQ(tok_set_quota(t, row, gen, false, 5, 0, now), 0);
+	(void)tok_find(t, "D", &row, &gen);
+	EXPECT_INT_EQ(tok_set_quota(t, row, gen, false, 20, 0, now), 0);
+	(void)tok_find(t, "E", &row, &gen);
+	EXPECT_INT_EQ(tok_set_quota(t, row, gen, false, 30, 0, now), 0);
+	EXPECT_STR_EQ(
+	    pick_at(t, CFG_POOL_NORMAL, ++now, UINT32_MAX, NULL), "C");
+	EXPECT_STR_EQ(
+	    pick_at(t, CFG_POOL_NORMAL, ++now, UINT32_MAX, NULL), "C");
+	(void)tok_find(t, "C", &row, &gen);
+	EXPECT_INT_EQ(tok_set_quota(t, row, gen, false, 1, 0, now), 0);
+	EXPECT_STR_EQ(
+	    pick_at(t, CFG_POOL_NORMAL, ++now, UINT32_MAX, NULL), "E");
+	EXPECT_INT_EQ(tok_set_quota(t, row, gen, false, -7, 0, now), 0);
+	EXPECT_INT_EQ(get(t, "C").remaining, -1); /* below -1 is unknown */
+	EXPECT_STR_EQ(
+	    pick_at(t, CFG_POOL_NORMAL, ++now, UINT32_MAX, NULL), "C");
+
+	/* Equal quotas: least recently used; requests in flight count. */
+	(void)tok_remove(t, "A");
+	(void)tok_remove(t, "B");
+	(void)tok_remove(t, "C");
+	(void)tok_remove(t, "D");
+	(void)tok_remove(t, "E");
+	add(t, "P", TOK_NORMAL, 10, -1);
+	add(t, "Q", TOK_NORMAL, 10, -1);
+	EXPECT_INT_EQ(
+	    tok_pick(t, CFG_POOL_NORMAL, ++now, UINT32_MAX, &l1, &retry), 0);
+	EXPECT_INT_EQ(
+	    tok_pick(t, CFG_POOL_NORMAL, ++now, UINT32_MAX, &l2, &retry), 0);
+	EXPECT(strcmp(l1.token, l2.token) != 0);
+	EXPECT_INT_EQ(get(t, l1.token).inflight, 1);
+	EXPECT_INT_EQ(get(t, l1.token).last_used_ms, now - 1);
+	tok_release(t, &l1);
+	tok_release(t, &l2);
+	tok_release(t, &l2); /* a second release does not underflow */
+	EXPECT_INT_EQ(get(t, l2.token).inflight, 0);
+	EXPECT_INT_EQ(tok_table_check(t), 0);
+	tbl_free(&b);
+}
+
+TEST(t_pools)
+{
+	struct tbl b;
+	struct tok_table *t = tbl_new(&b, 16);
+	struct tok_lease l;
+	int64_t now = T0, retry;
+	int rc;
+
+	/* Normal falls back to super, with the normal quota. */
+	add(t, "S1", TOK_SUPER, 40, 3);
+	EXPECT_INT_EQ(
+	    tok_pick(t, CFG_POOL_NORMAL, ++now, UINT32_MAX, &l, &retry), 0);
+	EXPECT_STR_EQ(l.token, "S1");
+	EXPECT_INT_EQ(l.type, TOK_SUPER);
+	EXPECT_INT_EQ(l.heavy, 0);
+	EXPECT_INT_EQ(tok_charge(t, &l, 4, now), 0);
+	tok_release(t, &l);
+	EXPECT_INT_EQ(get(t, "S1").remaining, 36);
+	EXPECT_INT_EQ(get(t, "S1").heavy_remaining, 3);
+	/* A normal token wins even with less quota. */
+	add(t, "N1", TOK_NORMAL, 2, -1);
+	EXPECT_STR_EQ(
+	    pick_at(t, CFG_POOL_NORMAL, ++now, UINT32_MAX, NULL), "N1");
+	/* Heavy: super only, its own quota. */
+	add(t, "S2", TOK_SUPER, 1, -1);
+	EXPECT_INT_EQ(
+	    tok_pick(t, CFG_POOL_SUPER, ++now, UINT32_MAX, &l, &retry), 0);
+	EXPECT_STR_EQ(l.token, "S2");
+	EXPECT_INT_EQ(l.heavy, 1);
+	EXPECT_INT_EQ(tok_charge(t, &l, 1, now), 0);
+	tok_release(t, &l);
+	EXPECT_INT_EQ(get(t, "S2").heavy_remaining, -1); /* unknown stays */
+	EXPECT_INT_EQ(get(t, "S2").remaining, 1);
+	(void)tok_remove(t, "S1");
+	(void)tok_remove(t, "S2");
+	EXPECT_STR_EQ(pick_at(t, CFG_POOL_SUPER, ++now, UINT32_MAX, &rc), "");
+	EXPECT_INT_EQ(rc, WP_ENOTOKEN);
+	EXPECT_STR_EQ(
+	    pick_at(t, CFG_POOL_NORMAL, ++now, UINT32_MAX, &rc), "N1");
+	EXPECT_INT_EQ(tok_table_check(t), 0);
+	tbl_free(&b);
+}
+
+TEST(t_exclude)
+{
+	struct tbl b;
+	struct tok_table *t = tbl_new(&b, 16);
+	uint32_t ra, rb, rs;
+	int64_t now = T0;
+
+	ra = add(t, "A", TOK_NORMAL, 30, -1);
+	rb = add(t, "B", TOK_NORMAL, 20, -1);
+	add(t, "C", TOK_NORMAL, 25, -1);
+	EXPECT_STR_EQ(
+	    pick_at(t, CFG_POOL_NORMAL, ++now, UINT32_MAX, NULL), "A");
+	/* The next best, wherever it sits among the root's children. */
+	EXPECT_STR_EQ(pick_at(t, CFG_POOL_NORMAL, ++now, ra, NULL), "C");
+	EXPECT_STR_EQ(pick_at(t, CFG_POOL_NORMAL, ++now, rb, NULL), "A");
+	(void)tok_remove(t, "B");
+	(void)tok_remove(t, "C");
+	/* Only the excluded one: better it than nothing. */
+	EXPECT_STR_EQ(pick_at(t, CFG_POOL_NORMAL, ++now, ra, NULL), "A");
+	/* Excluding the only normal token moves to super. */
+	rs = add(t, "S", TOK_SUPER, 5, 5);
+	EXPECT_STR_EQ(pick_at(t, CFG_POOL_NORMAL, ++now, ra, NULL), "S");
+	EXPECT_STR_EQ(pick_at(t, CFG_POOL_SUPER, ++now, rs, NULL), "S");
+	tbl_free(&b);
+}
+
+TEST(t_charge_and_cool)
+{
+	struct tbl b;
+	struct tok_table *t = tbl_new(&b, 16);
+	struct tok_lease l;
+	struct tok_info ti;
+	int64_t now = T0, retry = 0;
+	int rc;
+
+	add(t, "A", TOK_NORMAL, 10, -1);
+	EXPECT_INT_EQ(
+	    tok_pick(t, CFG_POOL_NORMAL, now, UINT32_MAX, &l, &retry), 0);
+	EXPECT_INT_EQ(tok_charge(t, &l, 1, now), 0);
+	EXPECT_INT_EQ(get(t, "A").remaining, 9);
+	EXPECT_INT_EQ(tok_charge(t, &l, 4, now), 0);
+	EXPECT_INT_EQ(get(t, "A").remaining, 5);
+	EXPECT_INT_EQ(tok_charge(t, &l, 4, now), 0);
+	EXPECT_INT_EQ(tok_charge(t, &l, 4, now), 0); /* 1 - 4: stops at 0 */
+	tok_release(t, &l);
+	ti = get(t, "A");
+	EXPECT_INT_EQ(ti.remaining, 0);
+	EXPECT_INT_EQ(ti.status, TOK_ST_COOLING);
+	EXPECT_INT_EQ(ti.cooldown_until_ms, now + TOK_COOL_DEF_MS);
+	EXPECT_INT_EQ(
+	    tok_pick(t, CFG_POOL_NORMAL, now + 1, UINT32_MAX, &l, &retry),
+	    WP_ECOOLING);
+	EXPECT_INT_EQ(retry, now + TOK_COOL_DEF_MS);
+	/* Time passes: active again, quota unknown so it gets refreshed. */
+	EXPECT_STR_EQ(
+	    pick_at(t, CFG_POOL_NORMAL, now + TOK_COOL_DEF_MS, UINT32_MAX, &rc),
+	    "A");
+	ti = get(t, "A");
+	EXPECT_INT_EQ(ti.status, TOK_ST_ACTIVE);
+	EXPECT_INT_EQ(ti.remaining, -1);
+	EXPECT_INT_EQ(ti.cooldown_until_ms, 0);
+
+	/* 429: cools until the time given; the other token serves. */
+	now += TOK_COOL_DEF_MS;
+	add(t, "B", TOK_NORMAL, 3, -1);
+	EXPECT_INT_EQ(tok_cool(t, get(t, "A").row, get(t, "A").row_gen,
+	                  now + 60000, "429: too many", now),
+	    0);
+	ti = get(t, "A");
+	EXPECT_INT_EQ(ti.status, TOK_ST_COOLING);
+	EXPECT_STR_EQ(ti.last_failure_reason, "429: too many");
+	EXPECT_INT_EQ(ti.failed_count, 0);
+	EXPECT_STR_EQ(
+	    pick_at(t, CFG_POOL_NORMAL, now + 1, UINT32_MAX, NULL), "B");
+	/* A positive quota does not lift a cooling the upstream ordered. */
+	EXPECT_INT_EQ(
+	    tok_set_quota(t, ti.row, ti.row_gen, false, 40, 0, now), 0);
+	EXPECT_INT_EQ(get(t, "A").status, TOK_ST_COOLING);
+	EXPECT_STR_EQ(
+	    pick_at(t, CFG_POOL_NORMAL, now + 60000, UINT32_MAX, NULL), "A");
+	EXPECT_INT_EQ(get(t, "A").remaining, 40);
+
+	/* Quota 0 with a wait from the upstream. */
+	now += 60000;
+	ti = get(t, "B");
+	EXPECT_INT_EQ(
+	    tok_set_quota(t, ti.row, ti.row_gen, false, 0, 30, now), 0);
+	EXPECT_INT_EQ(get(t, "B").cooldown_until_ms, now + 30000);
+	EXPECT_INT_EQ(get(t, "B").status, TOK_ST_COOLING);
+	/* Our own count ran out, but the upstream says there is more. */
+	EXPECT_INT_EQ(
+	    tok_set_quota(t, ti.row, ti.row_gen, false, 7, 0, now), 0);
+	EXPECT_INT_EQ(get(t, "B").status, TOK_ST_ACTIVE);
+	EXPECT_INT_EQ(get(t, "B").cooldown_until_ms, 0);
+	EXPECT_INT_EQ(tok_table_check(t), 0);
+	tbl_free(&b);
+}
+
+TEST(t_super_heavy_quota)
+{
+	struct tbl b;
+	struct tok_table *t = tbl_new(&b, 16);
+	struct tok_lease l;
+	int64_t now = T0, retry = 0;
+	struct tok_info ti;
+
+	add(t, "S", TOK_SUPER, 50, 4);
+	EXPECT_INT_EQ(
+	    tok_pick(t, CFG_POOL_SUPER, now, UINT32_MAX, &l, &retry), 0);
+	EXPECT_INT_EQ(tok_charge(t, &l, 4, now), 0);
+	tok_release(t, &l);
+	ti = get(t, "S");
+	EXPECT_INT_EQ(ti.heavy_remaining, 0);
+	/* Heavy spent: no heavy, but it still serves the normal pool. */
+	EXPECT_INT_EQ(ti.status, TOK_ST_ACTIVE);
+	EXPECT_INT_EQ(
+	    tok_pick(t, CFG_POOL_SUPER, now + 1, UINT32_MAX, &l, &retry),
+	    WP_ECOOLING);
+	EXPECT_INT_EQ(retry, now + TOK_COOL_DEF_MS);
+	EXPECT_STR_EQ(
+	    pick_at(t, CFG_POOL_NORMAL, now + 1, UINT32_MAX, NULL), "S");
+	/*
+	 * Both spent: the whole token cools, until the earlier end (one
+	 * cooldown per token: the other quota is then unknown and refreshed).
+	 */
+	EXPECT_INT_EQ(
+	    tok_set_quota(t, ti.row, ti.row_gen, false, 0, 600, now + 2), 0);
+	EXPECT_INT_EQ(get(t, "S").status, TOK_ST_COOLING);
+	EXPECT_INT_EQ(
+	    tok_pick(t, CFG_POOL_NORMAL, now + 3, UINT32_MAX, &l, &retry),
+	    WP_ECOOLING);
+	EXPECT_INT_EQ(retry, now + 2 + 600000);
+	EXPECT_STR_EQ(
+	    pick_at(t, CFG_POOL_SUPER, now + 2 + 600000, UINT32_MAX, NULL),
+	    "S");
+	ti = get(t, "S");
+	EXPECT_INT_EQ(ti.heavy_remaining, -1);
+	EXPECT_INT_EQ(ti.remaining, -1);
+	EXPECT_INT_EQ(tok_table_check(t), 0);
+	tbl_free(&b);
+}
+
+TEST(t_cooling_vs_notoken)
+{
+	struct tbl b;
+	struct tok_table *t = tbl_new(&b, 16);
+	struct tok_lease l;
+	struct tok_info ti;
+	int64_t now = T0, retry = 0;
+
+	EXPECT_INT_EQ(tok_pick(t, CFG_POOL_NORMAL, now, UINT32_MAX, &l, &retry),
+	    WP_ENOTOKEN);
+	add(t, "A", TOK_NORMAL, 5, -1);
+	add(t, "B", TOK_NORMAL, 5, -1);
+	add(t, "S", TOK_SUPER, 5, 5);
+	ti = get(t, "A");
+	(void)tok_cool(t, ti.row, ti.row_gen, now + 100000, "429", now);
+	ti = get(t, "B");
+	(void)tok_cool(t, ti.row, ti.row_gen, now + 70000, "429", now);
+	ti = get(t, "S");
+	(void)tok_cool(t, ti.row, ti.row_gen, now + 50000, "429", now);
+	EXPECT_INT_EQ(tok_pick(t, CFG_POOL_NORMAL, now, UINT32_MAX, &l, &retry),
+	    WP_ECOOLING);
+	EXPECT_INT_EQ(retry, now + 50000); /* the earliest, super included */
+	(void)tok_remove(t, "S");
+	EXPECT_INT_EQ(tok_pick(t, CFG_POOL_NORMAL, now, UINT32_MAX, &l, &retry),
+	    WP_ECOOLING);
+	EXPECT_INT_EQ(retry, now + 70000);
+	/* Heavy looks at super tokens only. */
+	EXPECT_INT_EQ(tok_pick(t, CFG_POOL_SUPER, now, UINT32_MAX, &l, &retry),
+	    WP_ENOTOKEN);
+	/* Expired and disabled tokens will never serve. */
+	ti = get(t, "A");
+	ti.status = TOK_ST_DISABLED;
+	EXPECT_INT_EQ(tok_set(t, ti.row, ti.row_gen, &ti), 0);
+	ti = get(t, "B");
+	ti.status = TOK_ST_EXPIRED;
+	EXPECT_INT_EQ(tok_set(t, ti.row, ti.row_gen, &ti), 0);
+	EXPECT_INT_EQ(tok_pick(t, CFG_POOL_NORMAL, now, UINT32_MAX, &l, &retry),
+	    WP_ENOTOKEN);
+	/* An operator's "active" brings it back. */
+	ti.status = TOK_ST_ACTIVE;
+	ti.cooldown_until_ms = 0;
+	EXPECT_INT_EQ(tok_set(t, ti.row, ti.row_gen, &ti), 0);
+	EXPECT_STR_EQ(pick_at(t, CFG_POOL_NORMAL, now, UINT32_MAX, NULL), "B");
+	EXPECT_INT_EQ(tok_table_check(t), 0);
+	tbl_free(&b);
+}
+
+TEST(t_fail_expire)
+{
+	struct tbl b;
+	struct tok_table *t = tbl_new(&b, 16);
+	struct tok_lease l;
+	struct tok_info ti;
+	int64_t now = T0, retry;
+	uint32_t row, gen;
+	int i;
+
+	add(t, "A", TOK_NORMAL, -1, -1);
+	(void)tok_find(t, "A", &row, &gen);
+	EXPECT_INT_EQ(tok_fail(t, row, gen, 401, "401: unauthorized", now), 0);
+	EXPECT_INT_EQ(tok_fail(t, row, gen, 401, "401: unauthorized", now), 0);
+	ti = get(t, "A");
+	EXPECT_INT_EQ(ti.failed_count, 2);
+	EXPECT_INT_EQ(ti.last_failure_ms, now);
+	EXPECT_STR_EQ(ti.last_failure_reason, "401: unauthorized");
+	/* A success resets the run. */
+	EXPECT_INT_EQ(
+	    tok_pick(t, CFG_POOL_NORMAL, now, UINT32_MAX, &l, &retry), 0);
+	EXPECT_INT_EQ(tok_charge(t, &l, 1, now), 0);
+	tok_release(t, &l);
+	ti = get(t, "A");
+	EXPECT_INT_EQ(ti.failed_count, 0);
+	EXPECT_INT_EQ(ti.last_failure_ms, 0);
+	EXPECT_STR_EQ(ti.last_failure_reason, "");
+	/* Other failures count but never expire, and break a 401 run. */
+	for (i = 0; i < 5; i++)
+		EXPECT_INT_EQ(
+		    tok_fail(t, row, gen, 502, "502: bad gateway", now), 0);
+	EXPECT_INT_EQ(get(t, "A").failed_count, 5);
+	EXPECT_INT_EQ(get(t, "A").status, TOK_ST_ACTIVE);
+	(void)tok_fail(t, row, gen, 401, "401", now);
+	(void)tok_fail(t, row, gen, 401, "401", now);
+	(void)tok_fail(t, row, gen, 500, "500", now);
+	(void)tok_fail(t, row, gen, 401, "401", now);
+	(void)tok_fail(t, row, gen, 401, "401", now);
+	EXPECT_INT_EQ(get(t, "A").status, TOK_ST_ACTIVE);
+	(void)tok_fail(t, row, gen, 401, "401: third in a row", now);
+	ti = get(t, "A");
+	EXPECT_INT_EQ(ti.status, TOK_ST_EXPIRED);
+	EXPECT_INT_EQ(ti.failed_count, 11);
+	EXPECT_INT_EQ(tok_pick(t, CFG_POOL_NORMAL, now, UINT32_MAX, &l, &retry),
+	    WP_ENOTOKEN);
+	/* A stale lease cannot touch a reused row. */
+	(void)tok_remove(t, "A");
+	add(t, "B", TOK_NORMAL, 9, -1);
+	EXPECT_INT_EQ(tok_fail(t, row, gen, 401, "401", now), WP_ENOENT);
+	EXPECT_INT_EQ(tok_charge(t, &l, 1, now), WP_ENOENT);
+	EXPECT_INT_EQ(get(t, "B").remaining, 9);
+	EXPECT_INT_EQ(tok_table_check(t), 0);
+	tbl_free(&b);
+}
+
+TEST(t_full)
+{
+	struct tbl b;
+	struct tok_table *t = tbl_new(&b, 4);
+	struct tok_info ti;
+	uint32_t row;
+
+	add(t, "A", TOK_NORMAL, -1, -1);
+	add(t, "B", TOK_NORMAL, -1, -1);
+	add(t, "C", TOK_SUPER, -1, -1);
+	add(t, "D", TOK_SUPER, -1, -1);
+	info(&ti, "E", TOK_NORMAL, -1, -1);
+	EXPECT_INT_EQ(tok_add(t, &ti, &row), WP_ETOOBIG);
+	EXPECT_INT_EQ(tok_table_count(t), 4);
+	EXPECT_INT_EQ(tok_remove(t, "B"), 0);
+	EXPECT_INT_EQ(tok_add(t, &ti, &row), 0);
+	EXPECT_INT_EQ(tok_add(t, &ti, &row), WP_EEXIST);
+	EXPECT_INT_EQ(tok_table_check(t), 0);
+	EXPECT_INT_EQ(tok_table_size(0), 0);
+	tbl_free(&b);
+}
+
+TEST(t_set)
+{
+	struct tbl b;
+	struct tok_table *t = tbl_new(&b, 8);
+	struct tok_info ti;
+	int64_t now = T0;
+
+	add(t, "A", TOK_NORMAL, 3, -1);
+	ti = get(t, "A");
+	ti.type = TOK_SUPER;
+	ti.heavy_remaining = 2;
+	ti.ntags = 2;
+	(void)util_strlcpy(ti.tags[0], "pool-a", sizeof(ti.tags[0]));
+	(void)util_strlcpy(ti.tags[1], "vip", sizeof(ti.tags[1]));
+	(void)util_strlcpy(ti.note, "bought 2025-12", sizeof(ti.note));
+	EXPECT_INT_EQ(tok_set(t, ti.row, ti.row_gen, &ti), 0);
+	EXPECT_INT_EQ(tok_table_count_type(t, TOK_NORMAL), 0);
+	EXPECT_INT_EQ(tok_table_count_type(t, TOK_SUPER), 1);
+	EXPECT_STR_EQ(pick_at(t, CFG_POOL_SUPER, now, UINT32_MAX, NULL), "A");
+	ti = get(t, "A");
+	EXPECT_INT_EQ(ti.ntags, 2);
+	EXPECT_STR_EQ(ti.tags[1], "vip");
+	EXPECT_STR_EQ(ti.note, "bought 2025-12");
+	EXPECT_INT_EQ(ti.last_used_ms, now); /* kept by tok_set */
+	/* A cooling status without an end comes back at the next pick. */
+	ti.status = TOK_ST_COOLING;
+	ti.cooldown_until_ms = 0;
+	EXPECT_INT_EQ(tok_set(t, ti.row, ti.row_gen, &ti), 0);
+	EXPECT_STR_EQ(pick_at(t, CFG_POOL_SUPER, now, UINT32_MAX, NULL), "A");
+	ti.ntags = TOK_TAGS_MAX + 1;
+	EXPECT_INT_EQ(tok_set(t, ti.row, ti.row_gen, &ti), WP_EINVAL);
+	ti.ntags = 0;
+	EXPECT_INT_EQ(tok_set(t, ti.row, ti.row_gen + 1, &ti), WP_ENOENT);
+	EXPECT_INT_EQ(tok_table_check(t), 0);
+	tbl_free(&b);
+}
+
+/* Random operations; every invariant holds after each. */
+TEST(t_random)
+{
+	struct tbl b;
+	struct tok_table *t = tbl_new(&b, 64);
+	struct tok_lease leases[32];
+	unsigned nleases = 0, i, op, bad = 0;
+	struct tok_info ti;
+	char name[32];
+	int64_t now = T0, retry;
+	uint32_t row, gen;
+
+	srandom(42);
+	for (i = 0; i < 20000; i++) {
+		now += random() % 5000;
+		(void)snprintf(name, sizeof(name), "t%ld", random() % 96);
+		op = (unsigned)(random() % 10);
+		switch (op) {
+		case 0:
+			info(&ti, name,
+			    random() % 3 == 0 ? TOK_SUPER : TOK_NORMAL,
+			    (int32_t)(random() % 12) - 1,
+			    (int32_t)(random() % 6) - 1);
+			(void)tok_add(t, &ti, &row); /* may exist or be full */
+			break;
+		case 1:
+			(void)tok_remove(t, name); /* may be gone */
+			break;
+		case 2:
+		case 3:
+		case 4:
+			if (nleases < ARRAY_LEN(leases) &&
+			    tok_pick(t,
+			        random() % 4 == 0 ? CFG_POOL_SUPER
+			                          : CFG_POOL_NORMAL,
+			        now,
+			        random() % 2 ? UINT32_MAX
+			                     : (uint32_t)(random() % 64),
+			        &leases[nleases], &retry) == 0)
+				nleases++;
+			break;
+		case 5:
+			if (nleases > 0) {
+				struct tok_lease *l =
+				    &leases[random() % nleases];
+
+				(void)tok_charge(
+				    t, l, random() % 2 ? 1 : 4, now);
+				tok_release(t, l);
+				*l = leases[--nleases];
+			}
+			break;
+		case 6:
+			if (tok_find(t, name, &row, &gen) == 0)
+				(void)tok_set_quota(t, row, gen,
+				    random() % 2 == 0,
+				    (int32_t)(random() % 5) - 1, random() % 100,
+				    now);
+			break;
+		case 7:
+			if (tok_find(t, name, &row, &gen) == 0)
+				(void)tok_cool(t, row, gen,
+				    now + random() % 100000, "429", now);
+			break;
+		case 8:
+			if (tok_find(t, name, &row, &gen) == 0)
+				(void)tok_fail(t, row, gen,
+				    random() % 2 ? 401 : 500, "x", now);
+			break;
+		default:
+			if (tok_find(t, name, &row, &gen) == 0 &&
+			    tok_get(t, row, gen, &ti) == 0) {
+				ti.status = (uint8_t)(random() % TOK_NSTATUS);
+				ti.type = (uint8_t)(random() % TOK_NTYPES);
+				ti.remaining = (int32_t)(random() % 4) - 1;
+				(void)tok_set(t, row, gen, &ti);
+			}
+			break;
+		}
+		if (tok_table_check(t) != 0 && bad++ == 0)
+			TH_FAILED(
+			    "invariant broken after op %u at step %u", op, i);
+	}
+	tbl_free(&b);
+}
+
+/* Not a benchmark: shows that a pick does not grow with the table. */
+static void
+scale(uint32_t n)
+{
+	struct tbl b;
+	struct tok_table *t = tbl_new(&b, n);
+	struct tok_lease l;
+	char name[32];
+	uint64_t t0, dt;
+	int64_t retry;
+	uint32_t i, row, npicks = 100000, ok = 0;
+
+	for (i = 0; i < n; i++) {
+		(void)snprintf(name, sizeof(name), "scale-%u", i);
+		row = add(t, name, i % 10 == 0 ? TOK_SUPER : TOK_NORMAL,
+		    i % 7 == 0 ? -1 : (int32_t)(i % 1000) + 1, -1);
+		if (row == UINT32_MAX)
+			break;
+	}
+	EXPECT_INT_EQ(tok_table_count(t), n);
+	t0 = util_mono_ns();
+	for (i = 0; i < npicks; i++) {
+		if (tok_pick(t, CFG_POOL_NORMAL, T0 + i, UINT32_MAX, &l,
+		        &retry) == 0)
+			ok++;
+	}
+	dt = util_mono_ns() - t0;
+	EXPECT_INT_EQ(ok, npicks);
+	printf("  %u tokens: %u picks, %.0f ns per pick\n", n, npicks,
+	    (double)dt / npicks);
+	t0 = util_mono_ns();
+	for (i = 0; i < npicks; i++) {
+		if (tok_pick(t, CFG_POOL_NORMAL, T0 + npicks + i, UINT32_MAX,
+		        &l, &retry) == 0) {
+			(void)tok_charge(t, &l, 1, T0 + npicks + i);
+			tok_release(t, &l);
+		}
+	}
+	dt = util_mono_ns() - t0;
+	printf("  %u tokens: pick+charge+release, %.0f ns per request\n", n,
+	    (double)dt / npicks);
+	EXPECT_INT_EQ(tok_table_check(t), 0);
+	tbl_free(&b);
+}
+
+TEST(t_scale)
+{
+	scale(100);
+	scale(10000);
+	scale(100000);
+}
+
+int
+main(void)
+{
+	RUN(t_add_find_remove);
+	RUN(t_order);
+	RUN(t_pools);
+	RUN(t_exclude);
+	RUN(t_charge_and_cool);
+	RUN(t_super_heavy_quota);
+	RUN(t_cooling_vs_notoken);
+	RUN(t_fail_expire);
+	RUN(t_full);
+	RUN(t_set);
+	RUN(t_random);
+	RUN(t_scale);
+	TH_DONE();
+}
