@@ -47,8 +47,9 @@ hash_password(void)
 
 	n = fread(pw, 1, sizeof(pw) - 1, stdin);
 	if (ferror(stdin) || n == sizeof(pw) - 1) {
-		(void)fprintf(stderr, "webproxyd: password: read error or "
-				      "longer than 4096 bytes\n");
+		(void)fprintf(stderr,
+		    "webproxyd: password: read error or "
+		    "longer than 4096 bytes\n");
 		return 1;
 	}
 	if (n > 0 && pw[n - 1] == '\n')
@@ -60,7 +61,7 @@ hash_password(void)
 		return 1;
 	}
 	if (crypto_pwhash_str(hash, pw, n, crypto_pwhash_OPSLIMIT_INTERACTIVE,
-		crypto_pwhash_MEMLIMIT_INTERACTIVE) != 0) {
+	        crypto_pwhash_MEMLIMIT_INTERACTIVE) != 0) {
 		sodium_memzero(pw, sizeof(pw));
 		(void)fprintf(stderr, "webproxyd: password: out of memory\n");
 		return 1;
@@ -71,8 +72,7 @@ hash_password(void)
 }
 
 static void
-pid_path(const struct mst_opts *o, const struct cfg *c, char *buf,
-    size_t len)
+pid_path(const struct mst_opts *o, const struct cfg *c, char *buf, size_t len)
 {
 	if (o->pidfile != NULL)
 		(void)snprintf(buf, len, "%s", o->pidfile);
@@ -120,14 +120,15 @@ send_signal(const char *path, const char *what)
 		if (strcmp(map[i].name, what) == 0)
 			break;
 	if (i == ARRAY_LEN(map)) {
-		(void)fprintf(stderr, "webproxyd: -s %s: want reload, stop, "
-				      "quit or reopen\n",
+		(void)fprintf(stderr,
+		    "webproxyd: -s %s: want reload, stop, "
+		    "quit or reopen\n",
 		    what);
 		return 1;
 	}
 	if ((pid = pid_read(path)) < 0) {
-		(void)fprintf(stderr, "webproxyd: %s: no running daemon\n",
-		    path);
+		(void)fprintf(
+		    stderr, "webproxyd: %s: no running daemon\n", path);
 		return 1;
 	}
 	if (kill(pid, map[i].sig) != 0) {
@@ -148,8 +149,8 @@ pid_write(const char *path)
 
 	if ((old = pid_read(path)) > 0 && old != getpid() &&
 	    kill(old, 0) == 0) {
-		log_errx("%s: webproxyd already runs as pid %d", path,
-		    (int)old);
+		log_errx(
+		    "%s: webproxyd already runs as pid %d", path, (int)old);
 		return WP_EEXIST;
 	}
 	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -207,8 +208,8 @@ load_all(struct mst *m, bool quiet_ok)
 	    "%s/accounts/grok/token.json", m->cfg.data_dir);
 	if ((rc = tokfile_read(m->tok_path, &m->tok_base, err, sizeof(err))) !=
 	    0) {
-		(void)fprintf(stderr, "%s\n",
-		    rc == WP_EPARSE ? err : wp_strerror(rc));
+		(void)fprintf(
+		    stderr, "%s\n", rc == WP_EPARSE ? err : wp_strerror(rc));
 		return 1;
 	}
 	if (tokfile_count(m->tok_base) > m->cfg.max_tokens) {
@@ -244,8 +245,7 @@ start(struct mst *m)
 		fatalx("libcurl: cannot initialise");
 	if ((rc = shm_create(&m->shm, m->cfg.max_tokens)) != 0)
 		fatal("shared memory (%u tokens)", m->cfg.max_tokens);
-	if ((rc = tokfile_load(m->shm.tok, m->tok_base, err, sizeof(err))) !=
-	    0)
+	if ((rc = tokfile_load(m->shm.tok, m->tok_base, err, sizeof(err))) != 0)
 		fatalx("%s", err);
 	m->tok_saved = tok_table_dirty(m->shm.tok);
 	m->nworkers = mst_nworkers(&m->cfg);
@@ -254,7 +254,7 @@ start(struct mst *m)
 	if (!m->opts.foreground) {
 		if (m->cfg.log_file[0] == '\0')
 			log_warnx("detaching without server.log_file: "
-				  "the log goes nowhere");
+			          "the log goes nowhere");
 		if (daemon(1, 0) != 0)
 			fatal("daemon");
 	}
@@ -281,9 +281,13 @@ main(int argc, char **argv)
 	m.opts.config = WP_DEFAULT_CONFIG;
 	m.opts.workers = -1;
 	m.sigfd = -1;
+	for (ch = 0; ch < MST_WSLOTS; ch++)
+		m.ws[ch].fd = -1;
 	log_procinit("webproxyd");
-	while ((ch = getopt_long(argc, argv, "c:d:fhl:p:s:tVw:", longopts,
-		    NULL)) != -1) {
+	/* First: it moves argv to the heap, where optarg will point. */
+	mst_title_init(argc, argv);
+	while ((ch = getopt_long(
+	            argc, argv, "c:d:fhl:p:s:tVw:", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'c':
 			m.opts.config = optarg;
@@ -348,6 +352,5 @@ main(int argc, char **argv)
 	if (test)
 		return 0;
 	log_procinit("master");
-	mst_title_init(argc, argv);
 	return start(&m);
 }

@@ -22,7 +22,7 @@ struct mst_opts {
 	const char *listen;   /* -l */
 	const char *data_dir; /* -d */
 	const char *pidfile;  /* -p */
-	int workers;	      /* -w, -1 = not given */
+	int workers;          /* -w, -1 = not given */
 	bool foreground;      /* -f */
 };
 
@@ -30,17 +30,17 @@ struct mst_opts {
 struct mst_child {
 	pid_t pid; /* 0 = free entry */
 	enum shm_role role;
-	int wslot;  /* worker slot, -1 for the janitor */
-	int pslot;  /* shm process slot */
+	int wslot; /* worker slot, -1 for the janitor */
+	int pslot; /* shm process slot */
 	uint64_t gen;
 	int64_t started_ms; /* monotonic */
 	int64_t kill_at_ms; /* escalate to SIGKILL then; 0 = not stopping */
-	bool retiring;	    /* told to drain */
+	bool retiring;      /* told to drain */
 };
 
 /* A worker slot: one listening socket, one current worker. */
 struct mst_wslot {
-	int fd;		     /* SO_REUSEPORT socket, -1 = none */
+	int fd;              /* SO_REUSEPORT socket, -1 = none */
 	int64_t respawn_ms;  /* when to start the next worker; 0 = now */
 	unsigned quick_dies; /* deaths soon after start, for backoff */
 };
@@ -53,9 +53,9 @@ struct mst {
 	struct tokfile *tok_base; /* token.json as last read or written */
 	char tok_path[CFG_STR_MAX + 32];
 	char pid_path[CFG_STR_MAX + 32];
-	uint64_t tok_saved;    /* dirty counter at the last write */
-	int64_t tok_saved_ms;  /* monotonic time of the last write */
-	unsigned nworkers;     /* wanted */
+	uint64_t tok_saved;   /* dirty counter at the last write */
+	int64_t tok_saved_ms; /* monotonic time of the last write */
+	unsigned nworkers;    /* wanted */
 	struct mst_wslot ws[MST_WSLOTS];
 	struct mst_child ch[SHM_PROCS];
 	int janitor_respawn_ms;
@@ -79,6 +79,9 @@ int mst_listen_open(struct mst *m, unsigned n, char *err, size_t errlen);
 void mst_listen_close_from(struct mst *m, unsigned n);
 pid_t mst_spawn(struct mst *m, enum shm_role role, int wslot);
 struct mst_child *mst_child_find(struct mst *m, pid_t pid);
+/* "worker 2" or "janitor", for logs; returns buf (24 bytes or more). */
+const char *mst_child_label(
+    enum shm_role role, int wslot, char *buf, size_t len);
 
 /* mst_title.c: process titles as ps shows them. */
 void mst_title_init(int argc, char **argv);

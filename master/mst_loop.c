@@ -19,13 +19,13 @@
 #include "mst.h"
 #include "util.h"
 
-#define MST_TICK_MS	    200
-#define MST_SAVE_EVERY_MS   1000
-#define MST_QUICK_DEATH_MS  2000
-#define MST_BACKOFF_MAX_MS  30000
-#define MST_HANDOVER_MS	    10000 /* old workers wait this long for new */
-#define MST_HEARTBEAT_MS    30000 /* a worker silent this long is stuck */
-#define MST_FAST_STOP_MS    5000
+#define MST_TICK_MS        200
+#define MST_SAVE_EVERY_MS  1000
+#define MST_QUICK_DEATH_MS 2000
+#define MST_BACKOFF_MAX_MS 30000
+#define MST_HANDOVER_MS    10000 /* old workers wait this long for new */
+#define MST_HEARTBEAT_MS   30000 /* a worker silent this long is stuck */
+#define MST_FAST_STOP_MS   5000
 
 struct mst_sigs {
 	bool hup, term, quit, usr1, chld;
@@ -93,16 +93,19 @@ mst_signal_children(struct mst *m, int sig)
 			(void)kill(m->ch[i].pid, sig); /* may be gone */
 }
 
-/* Token state to disk when it changed (or force), at most once a second. */
+/*
+ * Token state to disk when it changed, at most once a second; with force
+ * (reload, stop) at once and whether or not it changed.
+ */
 static void
 mst_persist(struct mst *m, bool force)
 {
 	int64_t now = util_mono_ms();
 	uint64_t dirty = tok_table_dirty(m->shm.tok);
 
-	if (dirty == m->tok_saved)
-		return;
-	if (!force && now - m->tok_saved_ms < MST_SAVE_EVERY_MS)
+	if (!force &&
+	    (dirty == m->tok_saved ||
+	        now - m->tok_saved_ms < MST_SAVE_EVERY_MS))
 		return;
 	m->tok_saved_ms = now;
 	if (tokfile_write(m->shm.tok, m->tok_path, &m->tok_base) != 0) {
@@ -118,23 +121,23 @@ mst_child_gone(struct mst *m, struct mst_child *c, int status)
 {
 	struct shm_proc *p = shm_proc(&m->shm, (uint32_t)c->pslot);
 	int64_t now = util_mono_ms(), lived = now - c->started_ms;
-	const char *what = shm_role_name[c->role];
 	struct mst_wslot *w;
 	bool expected = c->retiring || m->stopping;
-	int n = c->wslot + 1;
+	char what[24];
+
+	(void)mst_child_label(c->role, c->wslot, what, sizeof(what));
 
 	if (WIFSIGNALED(status))
-		log_warnx("%s %d (pid %d) killed by signal %d (%s)%s%s%s",
-		    what, n, (int)c->pid, WTERMSIG(status),
-		    strsignal(WTERMSIG(status)),
+		log_warnx("%s (pid %d) killed by signal %d (%s)%s%s%s", what,
+		    (int)c->pid, WTERMSIG(status), strsignal(WTERMSIG(status)),
 		    WCOREDUMP(status) ? ", core dumped" : "",
 		    p->note[0] ? ": " : "", p->note);
 	else if (WEXITSTATUS(status) != 0 || !expected)
-		log_warnx("%s %d (pid %d) exited with status %d%s%s", what, n,
+		log_warnx("%s (pid %d) exited with status %d%s%s", what,
 		    (int)c->pid, WEXITSTATUS(status), p->note[0] ? ": " : "",
 		    p->note);
 	else
-		log_info("%s %d (pid %d) exited", what, n, (int)c->pid);
+		log_info("%s (pid %d) exited", what, (int)c->pid);
 	/* A dead worker's streams are gone: so is its count of them. */
 	atomic_store(&p->c.active, 0);
 	atomic_store(&p->state, SHM_PS_EXITED);
@@ -143,28 +146,27 @@ mst_child_gone(struct mst *m, struct mst_child *c, int status)
 	if (!expected && c->gen == m->gen) {
 		atomic_fetch_add(&m->shm.hdr->respawns, 1);
 		if (WIFEXITED(status) && WEXITSTATUS(status) == 2) {
-			log_errx("%s %d: fatal configuration problem, not "
-				 "respawned",
-			    what, n);
+			log_errx("%s: fatal configuration problem, not "
+			         "respawned",
+			    what);
 			if (c->role == SHM_ROLE_WORKER)
 				m->ws[c->wslot].respawn_ms = INT64_MAX;
 			else
 				m->janitor_at_ms = INT64_MAX;
 		} else if (c->role == SHM_ROLE_WORKER) {
 			w = &m->ws[c->wslot];
-			w->quick_dies = lived < MST_QUICK_DEATH_MS ?
-			    w->quick_dies + 1 :
-			    0;
+			w->quick_dies =
+			    lived < MST_QUICK_DEATH_MS ? w->quick_dies + 1 : 0;
 			w->respawn_ms = now +
-			    (w->quick_dies == 0 ? 0 :
-						  (100LL << (w->quick_dies < 9 ?
-							   w->quick_dies :
-							   9)));
+			    (w->quick_dies == 0 ? 0
+			                        : (100LL << (w->quick_dies < 9
+			                                   ? w->quick_dies
+			                                   : 9)));
 			if (w->respawn_ms - now > MST_BACKOFF_MAX_MS)
 				w->respawn_ms = now + MST_BACKOFF_MAX_MS;
 		} else {
-			m->janitor_at_ms = now +
-			    (lived < MST_QUICK_DEATH_MS ? 1000 : 0);
+			m->janitor_at_ms =
+			    now + (lived < MST_QUICK_DEATH_MS ? 1000 : 0);
 		}
 	}
 	memset(c, 0, sizeof(*c));
@@ -213,6 +215,7 @@ mst_supervise(struct mst *m)
 	int64_t now = util_mono_ms();
 	struct mst_child *c, *cur;
 	struct shm_proc *p;
+	char what[24];
 	unsigned i;
 
 	for (i = 0; i < m->nworkers && !m->stopping; i++)
@@ -242,29 +245,32 @@ mst_supervise(struct mst *m)
 			 * ready (or slow to say so); while no new one runs it
 			 * keeps serving, so a reload never loses capacity.
 			 */
-			cur = (unsigned)c->wslot < m->nworkers ?
-			    mst_current(m, SHM_ROLE_WORKER, c->wslot) :
-			    NULL;
+			cur = (unsigned)c->wslot < m->nworkers
+			    ? mst_current(m, SHM_ROLE_WORKER, c->wslot)
+			    : NULL;
 			if ((unsigned)c->wslot >= m->nworkers ||
 			    (cur != NULL &&
-				(atomic_load(&shm_proc(&m->shm,
-						 (uint32_t)cur->pslot)
-						 ->state) == SHM_PS_READY ||
-				    now - cur->started_ms > MST_HANDOVER_MS)))
+			        (atomic_load(
+			             &shm_proc(&m->shm, (uint32_t)cur->pslot)
+			                  ->state) == SHM_PS_READY ||
+			            now - cur->started_ms > MST_HANDOVER_MS)))
 				mst_retire(m, c, now);
 		}
 		if (c->kill_at_ms != 0 && now >= c->kill_at_ms) {
-			log_warnx("%s %d (pid %d) did not stop in time: killed",
-			    shm_role_name[c->role], c->wslot + 1, (int)c->pid);
+			log_warnx("%s (pid %d) did not stop in time: killed",
+			    mst_child_label(
+			        c->role, c->wslot, what, sizeof(what)),
+			    (int)c->pid);
 			(void)kill(c->pid, SIGKILL);
 			c->kill_at_ms = now + 1000;
 		}
 		if (!c->retiring && !m->stopping &&
 		    atomic_load(&p->state) == SHM_PS_READY &&
 		    now - atomic_load(&p->heartbeat_ms) > MST_HEARTBEAT_MS) {
-			log_errx("%s %d (pid %d) stuck for %d s: killed",
-			    shm_role_name[c->role], c->wslot + 1, (int)c->pid,
-			    MST_HEARTBEAT_MS / 1000);
+			log_errx("%s (pid %d) stuck for %d s: killed",
+			    mst_child_label(
+			        c->role, c->wslot, what, sizeof(what)),
+			    (int)c->pid, MST_HEARTBEAT_MS / 1000);
 			(void)kill(c->pid, SIGKILL);
 			atomic_store(&p->heartbeat_ms, now);
 		}
@@ -283,7 +289,7 @@ mst_reload_tokens(struct mst *m)
 		return;
 	}
 	if (tokfile_merge(m->shm.tok, m->tok_base, edited, &added, &removed,
-		&changed) != 0) {
+	        &changed) != 0) {
 		log_errx("reload: %s: merge failed; keeping the live tokens",
 		    m->tok_path);
 		tokfile_free(edited);
@@ -293,6 +299,7 @@ mst_reload_tokens(struct mst *m)
 	m->tok_base = edited;
 	log_notice("reload: %s: %u added, %u removed, %u changed", m->tok_path,
 	    added, removed, changed);
+	mst_persist(m, true);
 }
 
 static void
@@ -316,7 +323,7 @@ mst_reload(struct mst *m)
 	/* Keys only a restart can apply keep their running values. */
 	if (cfg_restart_diff(&m->cfg, nc, names, sizeof(names)) > 0)
 		log_warnx("reload: %s changed: needs a restart; keeping the "
-			  "running value",
+		          "running value",
 		    names);
 	memcpy(nc->listen, m->cfg.listen, sizeof(nc->listen));
 	memcpy(nc->data_dir, m->cfg.data_dir, sizeof(nc->data_dir));
@@ -374,8 +381,9 @@ mst_stop(struct mst *m, bool graceful)
 	int64_t now = util_mono_ms(), until;
 	size_t i;
 
-	until = now + (graceful ? (int64_t)m->cfg.drain_timeout * 1000 + 5000 :
-				  MST_FAST_STOP_MS);
+	until = now +
+	    (graceful ? (int64_t)m->cfg.drain_timeout * 1000 + 5000
+	              : MST_FAST_STOP_MS);
 	if (m->stopping && graceful)
 		return;
 	log_notice("%s stop", graceful ? "graceful" : "fast");

@@ -44,7 +44,7 @@ mst_notify(const char *fmt, ...)
 	salen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + plen);
 	if ((fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0)
 		return;
-	(void)sendto(fd, msg, (size_t)n, MSG_NOSIGNAL,
-	    (struct sockaddr *)&sa, salen); /* best effort, see above */
+	(void)sendto(fd, msg, (size_t)n, MSG_NOSIGNAL, (struct sockaddr *)&sa,
+	    salen); /* best effort, see above */
 	close_fd(&fd);
 }

@@ -29,8 +29,8 @@ mst_apply_opts(const struct mst_opts *o, struct cfg *c)
 	if (o->listen != NULL)
 		(void)util_strlcpy(c->listen, o->listen, sizeof(c->listen));
 	if (o->data_dir != NULL)
-		(void)util_strlcpy(c->data_dir, o->data_dir,
-		    sizeof(c->data_dir));
+		(void)util_strlcpy(
+		    c->data_dir, o->data_dir, sizeof(c->data_dir));
 	if (o->workers >= 0)
 		c->workers = o->workers;
 }
@@ -56,9 +56,7 @@ mst_check_cfg(const struct cfg *c, char *err, size_t errlen)
 	char host[CFG_STR_MAX];
 	uint16_t port;
 
-	if (util_split_hostport(c->listen, host, sizeof(host), &port) != 0 &&
-	    !(strchr(c->listen, ':') != NULL &&
-		strcmp(strrchr(c->listen, ':'), ":0") == 0)) {
+	if (util_split_hostport(c->listen, host, sizeof(host), &port) != 0) {
 		(void)snprintf(err, errlen,
 		    "server.listen: \"%s\" is not ADDR:PORT", c->listen);
 		return WP_EINVAL;
@@ -92,9 +90,8 @@ mst_bind_one(const struct addrinfo *ai, char *err, size_t errlen)
 {
 	int fd, on = 1;
 
-	fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK |
-		SOCK_CLOEXEC,
-	    ai->ai_protocol);
+	fd = socket(ai->ai_family,
+	    ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
 	if (fd < 0)
 		goto fail;
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) != 0 ||
@@ -147,21 +144,21 @@ mst_listen_open(struct mst *m, unsigned n, char *err, size_t errlen)
 		}
 		if (strcmp(port, "0") == 0 &&
 		    getsockname(m->ws[i].fd, (struct sockaddr *)&ss, &sslen) ==
-			0) {
-			uint16_t p = ss.ss_family == AF_INET6 ?
-			    ntohs(((struct sockaddr_in6 *)&ss)->sin6_port) :
-			    ntohs(((struct sockaddr_in *)&ss)->sin_port);
+		        0) {
+			uint16_t p = ss.ss_family == AF_INET6
+			    ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
+			    : ntohs(((struct sockaddr_in *)&ss)->sin_port);
 
 			(void)snprintf(port, sizeof(port), "%u", p);
-			(void)snprintf(m->cfg.listen, sizeof(m->cfg.listen),
-			    "%s%s%s:%u", strchr(host, ':') ? "[" : "", host,
-			    strchr(host, ':') ? "]" : "", p);
+			/* The port now known replaces ":0"; it fits there. */
+			(void)snprintf(
+			    strrchr(m->cfg.listen, ':') + 1, 6, "%u", p);
 		}
 	}
 	return 0;
 bad:
-	(void)snprintf(err, errlen, "listen: cannot resolve \"%s\"",
-	    m->cfg.listen);
+	(void)snprintf(
+	    err, errlen, "listen: cannot resolve \"%s\"", m->cfg.listen);
 out:
 	mst_listen_close_from(m, 0);
 	return rc;
@@ -187,10 +184,19 @@ mst_child_find(struct mst *m, pid_t pid)
 	return NULL;
 }
 
+const char *
+mst_child_label(enum shm_role role, int wslot, char *buf, size_t len)
+{
+	if (role == SHM_ROLE_WORKER)
+		(void)snprintf(buf, len, "worker %d", wslot + 1);
+	else
+		(void)snprintf(buf, len, "%s", shm_role_name[role]);
+	return buf;
+}
+
 /* In the child: drop what belongs to the master, then run the role. */
-static void __attribute__((noreturn))
-mst_child_main(struct mst *m, enum shm_role role, int wslot, int pslot,
-    pid_t master)
+static void __attribute__((noreturn)) mst_child_main(
+    struct mst *m, enum shm_role role, int wslot, int pslot, pid_t master)
 {
 	char name[32];
 	int i, fd = -1;
@@ -221,6 +227,7 @@ mst_spawn(struct mst *m, enum shm_role role, int wslot)
 	struct mst_child *c;
 	struct shm_proc *p;
 	pid_t pid, master = getpid();
+	char name[24];
 	int pslot;
 
 	for (c = m->ch; c < m->ch + ARRAY_LEN(m->ch) && c->pid != 0;)
@@ -251,8 +258,8 @@ mst_spawn(struct mst *m, enum shm_role role, int wslot)
 	c->pslot = pslot;
 	c->gen = m->gen;
 	c->started_ms = util_mono_ms();
-	log_info("%s %d started as pid %d (generation %llu)",
-	    shm_role_name[role], wslot + 1, (int)pid,
+	log_info("%s started as pid %d (generation %llu)",
+	    mst_child_label(role, wslot, name, sizeof(name)), (int)pid,
 	    (unsigned long long)m->gen);
 	return pid;
 }

@@ -61,6 +61,6 @@ mst_title_set(const char *fmt, ...)
 	if (title_base == NULL || title_len < 2)
 		return;
 	memset(title_base, 0, title_len + 1);
-	memcpy(title_base, buf,
-	    (size_t)n < title_len ? (size_t)n : title_len - 1);
+	memcpy(
+	    title_base, buf, (size_t)n < title_len ? (size_t)n : title_len - 1);
 }

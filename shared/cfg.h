@@ -14,46 +14,46 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CFG_STR_MAX	256  /* URLs, paths, hashes, user agent */
-#define CFG_KEY_MAX	128  /* one API key */
-#define CFG_API_KEYS	16   /* api_keys entries */
-#define CFG_RETRY_CODES 16   /* retry_status_codes entries */
-#define CFG_MODELS	32   /* model table entries, built-in included */
-#define CFG_NAME_MAX	64   /* model names */
-#define CFG_ERR_MAX	512  /* one error message */
+#define CFG_STR_MAX     256 /* URLs, paths, hashes, user agent */
+#define CFG_KEY_MAX     128 /* one API key */
+#define CFG_API_KEYS    16  /* api_keys entries */
+#define CFG_RETRY_CODES 16  /* retry_status_codes entries */
+#define CFG_MODELS      32  /* model table entries, built-in included */
+#define CFG_NAME_MAX    64  /* model names */
+#define CFG_ERR_MAX     512 /* one error message */
 
 enum cfg_image_mode { CFG_IMAGE_URL, CFG_IMAGE_BASE64 };
 
 /* Which tokens a model may use, and which quota it spends. */
 enum cfg_pool {
 	CFG_POOL_NORMAL, /* ssoNormal first, then ssoSuper; remainingQueries */
-	CFG_POOL_SUPER,	 /* ssoSuper only; heavyremainingQueries */
+	CFG_POOL_SUPER,  /* ssoSuper only; heavyremainingQueries */
 };
 
 struct cfg_model {
-	char name[CFG_NAME_MAX];	     /* public name, e.g. grok-4.1 */
-	char upstream[CFG_NAME_MAX];	     /* payload modelName */
-	char mode[CFG_NAME_MAX];	     /* payload modelMode */
+	char name[CFG_NAME_MAX];             /* public name, e.g. grok-4.1 */
+	char upstream[CFG_NAME_MAX];         /* payload modelName */
+	char mode[CFG_NAME_MAX];             /* payload modelMode */
 	char rate_limit_model[CFG_NAME_MAX]; /* /rest/rate-limits modelName */
-	int32_t cost;			     /* quota spent per request: 1 or 4 */
-	uint8_t pool;			     /* enum cfg_pool */
-	uint8_t video;			     /* can turn an image into a video */
+	int32_t cost;  /* quota spent per request: 1 or 4 */
+	uint8_t pool;  /* enum cfg_pool */
+	uint8_t video; /* can turn an image into a video */
 	uint8_t pad[2];
 };
 
 struct cfg {
 	/* server: */
 	char listen[CFG_STR_MAX]; /* "127.0.0.1:3000" */
-	int32_t workers;	  /* 0 = one per CPU */
+	int32_t workers;          /* 0 = one per CPU */
 	uint32_t n_api_keys;
 	char api_keys[CFG_API_KEYS][CFG_KEY_MAX];
 	char admin_password[CFG_STR_MAX]; /* argon2id hash, or empty */
 	char data_dir[CFG_STR_MAX];
 	char log_file[CFG_STR_MAX]; /* empty = stderr */
-	int32_t log_level;	    /* enum log_level */
+	int32_t log_level;          /* enum log_level */
 	int32_t max_connections;    /* per worker */
 	int32_t connection_timeout; /* seconds of client inactivity */
-	int32_t drain_timeout;	    /* seconds a stopping worker may take */
+	int32_t drain_timeout;      /* seconds a stopping worker may take */
 	uint64_t max_body_bytes;
 
 	/* projects: */
@@ -81,9 +81,9 @@ struct cfg {
 	char cf_clearance[CFG_STR_MAX];
 	char user_agent[CFG_STR_MAX];
 	int32_t stream_first_response_timeout; /* seconds */
-	int32_t stream_chunk_timeout;	       /* seconds */
-	int32_t stream_total_timeout;	       /* seconds */
-	uint32_t max_tokens;		       /* token table capacity */
+	int32_t stream_chunk_timeout;          /* seconds */
+	int32_t stream_total_timeout;          /* seconds */
+	uint32_t max_tokens;                   /* token table capacity */
 
 	/* The model table: built-in defaults, then config overrides. */
 	uint32_t n_models;
@@ -111,7 +111,7 @@ bool cfg_retry_code(const struct cfg *c, int code);
  * Keys whose value differs between a and b and that only a restart can
  * apply: writes their names, comma separated, into buf and returns how many.
  */
-int cfg_restart_diff(const struct cfg *a, const struct cfg *b, char *buf,
-    size_t len);
+int cfg_restart_diff(
+    const struct cfg *a, const struct cfg *b, char *buf, size_t len);
 
 #endif

@@ -19,10 +19,10 @@ lock_init(struct lock *l)
 	memset(l, 0, sizeof(*l));
 	if ((rc = pthread_mutexattr_init(&attr)) != 0)
 		goto fail;
-	if ((rc = pthread_mutexattr_setpshared(&attr,
-		 PTHREAD_PROCESS_SHARED)) != 0 ||
+	if ((rc = pthread_mutexattr_setpshared(
+	         &attr, PTHREAD_PROCESS_SHARED)) != 0 ||
 	    (rc = pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST)) !=
-		0 ||
+	        0 ||
 	    (rc = pthread_mutex_init(&l->mtx, &attr)) != 0) {
 		(void)pthread_mutexattr_destroy(&attr); /* rc is the news */
 		goto fail;
@@ -47,14 +47,14 @@ lock_take(struct lock *l, lock_repair_fn *repair, void *arg)
 			(void)pthread_mutex_unlock(&l->mtx);
 			return WP_ELOCK;
 		}
-		atomic_fetch_add_explicit(&l->recovered, 1,
-		    memory_order_relaxed);
+		atomic_fetch_add_explicit(
+		    &l->recovered, 1, memory_order_relaxed);
 		rc = 0;
 	}
 	if (rc != 0)
 		return WP_ELOCK;
-	atomic_store_explicit(&l->owner, (int32_t)getpid(),
-	    memory_order_relaxed);
+	atomic_store_explicit(
+	    &l->owner, (int32_t)getpid(), memory_order_relaxed);
 	return 0;
 }
 

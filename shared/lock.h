@@ -17,7 +17,7 @@ typedef void lock_repair_fn(void *arg);
 struct lock {
 	pthread_mutex_t mtx;
 	_Atomic uint64_t recovered; /* owner deaths repaired */
-	_Atomic int32_t owner;	    /* pid of the holder, for diagnostics */
+	_Atomic int32_t owner;      /* pid of the holder, for diagnostics */
 	uint32_t pad;
 };
 

@@ -124,8 +124,8 @@ log_vemit(enum log_level lvl, int errnum, const char *fmt, va_list ap)
 
 		(void)clock_gettime(CLOCK_REALTIME, &ts);
 		(void)localtime_r(&ts.tv_sec, &tm);
-		n = (int)strftime(line, sizeof(line), "%Y-%m-%d %H:%M:%S ",
-		    &tm);
+		n = (int)strftime(
+		    line, sizeof(line), "%Y-%m-%d %H:%M:%S ", &tm);
 	}
 	off = n > 0 ? (size_t)n : 0;
 	n = snprintf(line + off, sizeof(line) - off, "%s[%d]: %s: ", log_role,
@@ -138,8 +138,8 @@ log_vemit(enum log_level lvl, int errnum, const char *fmt, va_list ap)
 			off += (size_t)n;
 	}
 	if (errnum != 0 && off < sizeof(line)) {
-		n = snprintf(line + off, sizeof(line) - off, ": %s",
-		    strerror(errnum));
+		n = snprintf(
+		    line + off, sizeof(line) - off, ": %s", strerror(errnum));
 		if (n > 0)
 			off += (size_t)n;
 	}
@@ -149,16 +149,16 @@ log_vemit(enum log_level lvl, int errnum, const char *fmt, va_list ap)
 	(void)util_write_all(log_fd, line, off); /* nowhere to report it */
 }
 
-#define LOG_FN(name, lvl, witherr)                                           \
-	void name(const char *fmt, ...)                                      \
-	{                                                                    \
-		int e = (witherr) ? errno : 0;                               \
-		va_list ap;                                                  \
-                                                                             \
-		va_start(ap, fmt);                                           \
-		log_vemit(lvl, e, fmt, ap);                                  \
-		va_end(ap);                                                  \
-		errno = e ? e : errno;                                       \
+#define LOG_FN(name, lvl, witherr)                                             \
+	void name(const char *fmt, ...)                                        \
+	{                                                                      \
+		int e = (witherr) ? errno : 0;                                 \
+		va_list ap;                                                    \
+                                                                               \
+		va_start(ap, fmt);                                             \
+		log_vemit(lvl, e, fmt, ap);                                    \
+		va_end(ap);                                                    \
+		errno = e ? e : errno;                                         \
 	}
 
 LOG_FN(log_err, LOG_LVL_ERR, 1)
@@ -200,7 +200,7 @@ log_tok(const char *secret, char *buf, unsigned len)
 	/* Unkeyed: the same token gives the same print in every process. */
 	crypto_generichash(h, sizeof(h), (const unsigned char *)secret,
 	    strlen(secret), NULL, 0);
-	(void)snprintf(buf, len, "tok:%02x%02x%02x%02x", h[0], h[1], h[2],
-	    h[3]);
+	(void)snprintf(
+	    buf, len, "tok:%02x%02x%02x%02x", h[0], h[1], h[2], h[3]);
 	return buf;
 }

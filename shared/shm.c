@@ -30,8 +30,8 @@ const char *const shm_pstate_name[] = {
 #define SHM_ALIGN(x) (((x) + 63u) & ~(size_t)63u)
 
 static void
-shm_layout(uint32_t tok_cap, size_t *cfg_off, size_t *proc_off,
-    size_t *tok_off, size_t *total)
+shm_layout(uint32_t tok_cap, size_t *cfg_off, size_t *proc_off, size_t *tok_off,
+    size_t *total)
 {
 	size_t off = SHM_ALIGN(sizeof(struct shm_hdr));
 
@@ -112,9 +112,8 @@ shm_check(const struct shm *s)
 {
 	const struct shm_hdr *h = s->hdr;
 
-	if (h == NULL || h->magic != SHM_MAGIC ||
-	    h->abi != SHM_ABI_VERSION || h->hdr_size != sizeof(*h) ||
-	    h->seg_size != s->size)
+	if (h == NULL || h->magic != SHM_MAGIC || h->abi != SHM_ABI_VERSION ||
+	    h->hdr_size != sizeof(*h) || h->seg_size != s->size)
 		return WP_EVERSION;
 	return 0;
 }
@@ -151,14 +150,14 @@ shm_cfg_read(const struct shm *s, struct cfg *out)
 	 * rewritten: retry until the generation holds still around the copy.
 	 */
 	do {
-		gen = atomic_load_explicit(&s->hdr->cfg_gen,
-		    memory_order_acquire);
-		i = atomic_load_explicit(&s->hdr->cfg_slot,
-		    memory_order_acquire);
+		gen = atomic_load_explicit(
+		    &s->hdr->cfg_gen, memory_order_acquire);
+		i = atomic_load_explicit(
+		    &s->hdr->cfg_slot, memory_order_acquire);
 		memcpy(out, &shm_cfg_slot(s, i)->cfg, sizeof(*out));
 		atomic_thread_fence(memory_order_acquire);
-		again = atomic_load_explicit(&s->hdr->cfg_gen,
-		    memory_order_relaxed);
+		again = atomic_load_explicit(
+		    &s->hdr->cfg_gen, memory_order_relaxed);
 	} while (gen != again);
 	return gen;
 }
@@ -176,9 +175,9 @@ shm_retire(struct shm *s, struct shm_proc *p)
 {
 	struct shm_counters *r = &s->hdr->retired;
 
-#define SHM_MOVE(f)                                                          \
-	atomic_fetch_add_explicit(&r->f,                                     \
-	    atomic_load_explicit(&p->c.f, memory_order_relaxed),             \
+#define SHM_MOVE(f)                                                            \
+	atomic_fetch_add_explicit(&r->f,                                       \
+	    atomic_load_explicit(&p->c.f, memory_order_relaxed),               \
 	    memory_order_relaxed)
 	SHM_MOVE(requests);
 	SHM_MOVE(errors_4xx);

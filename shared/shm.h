@@ -24,10 +24,10 @@
 #include "cfg.h"
 #include "tok.h"
 
-#define SHM_MAGIC	0x5750524f58594400ULL /* "WPROXYD\0" */
+#define SHM_MAGIC       0x5750524f58594400ULL /* "WPROXYD\0" */
 #define SHM_ABI_VERSION 1
-#define SHM_PROCS	160 /* old and new workers during a reload, janitor */
-#define SHM_NOTE_MAX	256
+#define SHM_PROCS       160 /* old and new workers during a reload, janitor */
+#define SHM_NOTE_MAX    256
 
 _Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "64-bit atomics across processes");
 
@@ -44,12 +44,12 @@ extern const char *const shm_pstate_name[];
 
 /* Counters a process owns and only it writes (relaxed atomics). */
 struct shm_counters {
-	_Atomic uint64_t requests;	  /* HTTP requests answered */
-	_Atomic uint64_t errors_4xx;	  /* client mistakes */
-	_Atomic uint64_t errors_5xx;	  /* our or upstream failures */
-	_Atomic uint64_t chat;		  /* chat completions started */
+	_Atomic uint64_t requests;        /* HTTP requests answered */
+	_Atomic uint64_t errors_4xx;      /* client mistakes */
+	_Atomic uint64_t errors_5xx;      /* our or upstream failures */
+	_Atomic uint64_t chat;            /* chat completions started */
 	_Atomic uint64_t upstream_errors; /* upstream failures seen */
-	_Atomic uint64_t active;	  /* requests in flight now */
+	_Atomic uint64_t active;          /* requests in flight now */
 };
 
 struct shm_proc {

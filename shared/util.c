@@ -150,7 +150,7 @@ util_split_hostport(const char *s, char *host, size_t hostlen, uint16_t *port)
 	}
 	if (hl == 0 || hl >= hostlen)
 		return WP_EINVAL;
-	if (util_parse_i64(colon + 1, 1, 65535, &p) != 0)
+	if (util_parse_i64(colon + 1, 0, 65535, &p) != 0)
 		return WP_EINVAL;
 	memcpy(host, hs, hl);
 	host[hl] = '\0';

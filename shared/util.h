@@ -8,10 +8,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define WP_ASSERT(e)                                                         \
-	do {                                                                 \
-		if (!(e))                                                    \
-			util_assert_fail(__FILE__, __LINE__, #e);            \
+#define WP_ASSERT(e)                                                           \
+	do {                                                                   \
+		if (!(e))                                                      \
+			util_assert_fail(__FILE__, __LINE__, #e);              \
 	} while (0)
 
 #define CHECK_OBJ(p, m) WP_ASSERT((p) != NULL && (p)->magic == (m))
@@ -47,8 +47,8 @@ int util_ct_streq(const char *a, size_t alen, const char *b, size_t blen);
 /* Write all of buf to fd, retrying on EINTR. Returns 0 or WP_ESYS. */
 int util_write_all(int fd, const void *buf, size_t len);
 
-/* Parse "host:port" (IPv4, [IPv6] or name) into its parts. */
-int util_split_hostport(const char *s, char *host, size_t hostlen,
-    uint16_t *port);
+/* Parse "host:port" (IPv4, [IPv6] or name; port 0 allowed) into parts. */
+int util_split_hostport(
+    const char *s, char *host, size_t hostlen, uint16_t *port);
 
 #endif

@@ -12,8 +12,8 @@
 #define OAI_MODEL_CREATED 1735689600
 
 char *
-oai_error(const char *message, const char *type, const char *param,
-    const char *code)
+oai_error(
+    const char *message, const char *type, const char *param, const char *code)
 {
 	json_t *root;
 	char *s;
@@ -74,8 +74,7 @@ oai_models(const struct cfg *c, bool has_any, bool has_super, const char *id)
 		root = oai_model_obj(m);
 		goto out;
 	}
-	if ((root = json_pack("{s:s, s:[]}", "object", "list", "data")) ==
-	    NULL)
+	if ((root = json_pack("{s:s, s:[]}", "object", "list", "data")) == NULL)
 		return NULL;
 	data = json_object_get(root, "data");
 	for (i = 0; i < c->n_models; i++) {

@@ -15,8 +15,8 @@
  * as a malloc'ed string (caller frees), or NULL on allocation failure.
  * param and code may be NULL (JSON null).
  */
-char *oai_error(const char *message, const char *type, const char *param,
-    const char *code);
+char *oai_error(
+    const char *message, const char *type, const char *param, const char *code);
 
 /* An error type for an HTTP status ("invalid_request_error", ...). */
 const char *oai_error_type(unsigned status);
@@ -26,7 +26,7 @@ const char *oai_error_type(unsigned status);
  * any token at all; has_super: a super token). Caller frees. When id is
  * not NULL, only that model, as a bare object; NULL when it is not there.
  */
-char *oai_models(const struct cfg *c, bool has_any, bool has_super,
-    const char *id);
+char *oai_models(
+    const struct cfg *c, bool has_any, bool has_super, const char *id);
 
 #endif

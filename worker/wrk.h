@@ -23,10 +23,10 @@ struct wrk {
 	const struct cfg *cfg; /* inherited from the master: this generation */
 	struct shm_proc *me;
 	struct MHD_Daemon *mhd;
-	int lfd;   /* listening socket (the master keeps its own copy) */
+	int lfd; /* listening socket (the master keeps its own copy) */
 	int epfd;
 	int sigfd;
-	int tfd;   /* heartbeat timer */
+	int tfd; /* heartbeat timer */
 	bool draining;
 	bool stop;
 	int64_t drain_until_ms;
@@ -41,8 +41,8 @@ struct wrk_conn {
 };
 
 /* Entry from the master's fork. Returns the process exit status. */
-int wrk_main(struct shm *shm, const struct cfg *cfg, int pslot, int lfd,
-    int sigfd);
+int wrk_main(
+    struct shm *shm, const struct cfg *cfg, int pslot, int lfd, int sigfd);
 
 /* wrk_http.c: start and stop libmicrohttpd on w->lfd. */
 int wrk_http_start(struct wrk *w);

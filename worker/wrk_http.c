@@ -67,8 +67,8 @@ wrk_route_find(const char *url)
 		const struct wrk_route_def *r = &wrk_routes[i];
 
 		if (r->prefix ? strncmp(url, r->path, strlen(r->path)) == 0 &&
-			    url[strlen(r->path)] != '\0' :
-				strcmp(url, r->path) == 0)
+		            url[strlen(r->path)] != '\0'
+		              : strcmp(url, r->path) == 0)
 			return r;
 	}
 	return NULL;
@@ -96,11 +96,11 @@ wrk_count(struct wrk *w, unsigned status)
 
 	atomic_fetch_add_explicit(&c->requests, 1, memory_order_relaxed);
 	if (status >= 500)
-		atomic_fetch_add_explicit(&c->errors_5xx, 1,
-		    memory_order_relaxed);
+		atomic_fetch_add_explicit(
+		    &c->errors_5xx, 1, memory_order_relaxed);
 	else if (status >= 400)
-		atomic_fetch_add_explicit(&c->errors_4xx, 1,
-		    memory_order_relaxed);
+		atomic_fetch_add_explicit(
+		    &c->errors_4xx, 1, memory_order_relaxed);
 }
 
 /* Queue body (taken: freed here) with status and content type. */
@@ -115,16 +115,16 @@ wrk_send(struct wrk_req *rq, struct MHD_Connection *conn, unsigned status,
 	if (body == NULL)
 		return MHD_NO; /* out of memory: drop the connection */
 	len = strlen(body);
-	resp = MHD_create_response_from_buffer(len, body,
-	    MHD_RESPMEM_MUST_FREE);
+	resp =
+	    MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
 	if (resp == NULL) {
 		free(body);
 		return MHD_NO;
 	}
 	(void)MHD_add_response_header(resp, "Content-Type", ctype);
 	if (strncmp(rq->url, "/v1/", 4) == 0)
-		(void)MHD_add_response_header(resp,
-		    "Access-Control-Allow-Origin", "*");
+		(void)MHD_add_response_header(
+		    resp, "Access-Control-Allow-Origin", "*");
 	if (allow != NULL)
 		(void)MHD_add_response_header(resp, "Allow", allow);
 	if (rq->w->draining)
@@ -142,9 +142,9 @@ wrk_json(struct wrk_req *rq, struct MHD_Connection *conn, unsigned status,
 	return wrk_send(rq, conn, status, "application/json", body, NULL);
 }
 
-static enum MHD_Result
-wrk_error(struct wrk_req *rq, struct MHD_Connection *conn, unsigned status,
-    const char *param, const char *code, const char *fmt, ...)
+static enum MHD_Result wrk_error(struct wrk_req *rq,
+    struct MHD_Connection *conn, unsigned status, const char *param,
+    const char *code, const char *fmt, ...)
     __attribute__((format(printf, 6, 7)));
 
 static enum MHD_Result
@@ -163,8 +163,7 @@ wrk_error(struct wrk_req *rq, struct MHD_Connection *conn, unsigned status,
 
 /* Bearer key against server.api_keys, in constant time. */
 static bool
-wrk_authorized(const struct wrk *w, struct MHD_Connection *conn,
-    bool *missing)
+wrk_authorized(const struct wrk *w, struct MHD_Connection *conn, bool *missing)
 {
 	const char *h, *key;
 	bool ok = false;
@@ -173,8 +172,8 @@ wrk_authorized(const struct wrk *w, struct MHD_Connection *conn,
 	*missing = false;
 	if (w->cfg->n_api_keys == 0)
 		return true;
-	h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-	    MHD_HTTP_HEADER_AUTHORIZATION);
+	h = MHD_lookup_connection_value(
+	    conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
 	if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0) {
 		*missing = true;
 		return false;
@@ -223,14 +222,13 @@ wrk_metrics(struct wrk_req *rq, struct MHD_Connection *conn)
 	    "webproxyd_lock_recoveries_total %llu\n",
 	    (unsigned long long)t.requests, (unsigned long long)t.errors_4xx,
 	    (unsigned long long)t.errors_5xx, (unsigned long long)t.chat,
-	    (unsigned long long)t.upstream_errors,
-	    (unsigned long long)t.active, t.workers,
-	    tok_table_count_type(s->tok, TOK_NORMAL),
+	    (unsigned long long)t.upstream_errors, (unsigned long long)t.active,
+	    t.workers, tok_table_count_type(s->tok, TOK_NORMAL),
 	    tok_table_count_type(s->tok, TOK_SUPER),
 	    (unsigned long long)atomic_load(&s->hdr->reloads),
 	    (unsigned long long)atomic_load(&s->hdr->respawns),
 	    (unsigned long long)atomic_load(
-		&tok_table_lock(s->tok)->recovered));
+	        &tok_table_lock(s->tok)->recovered));
 	if (n < 0)
 		return MHD_NO;
 	return wrk_send(rq, conn, 200, "text/plain; version=0.0.4", buf, NULL);
@@ -311,8 +309,8 @@ out:
 }
 
 static enum MHD_Result
-wrk_dispatch(struct wrk_req *rq, struct MHD_Connection *conn,
-    const char *method)
+wrk_dispatch(
+    struct wrk_req *rq, struct MHD_Connection *conn, const char *method)
 {
 	const struct wrk_route_def *def = wrk_route_find(rq->url);
 	bool missing;
@@ -326,14 +324,14 @@ wrk_dispatch(struct wrk_req *rq, struct MHD_Connection *conn,
 	if (!wrk_method_ok(def->methods, method))
 		return wrk_send(rq, conn, 405, "application/json",
 		    oai_error("Method not allowed", "invalid_request_error",
-			NULL, "method_not_allowed"),
+		        NULL, "method_not_allowed"),
 		    def->methods);
 	if (def->route != WRK_RT_HEALTHZ &&
 	    !wrk_authorized(rq->w, conn, &missing))
 		return wrk_error(rq, conn, 401, NULL, "invalid_api_key",
 		    missing ? "Missing API key: send 'Authorization: Bearer "
-			      "<key>' with one of server.api_keys" :
-			      "Incorrect API key provided");
+		              "<key>' with one of server.api_keys"
+		            : "Incorrect API key provided");
 	switch (def->route) {
 	case WRK_RT_HEALTHZ:
 		return wrk_json(rq, conn, 200, strdup("{\"status\":\"ok\"}"));
@@ -377,23 +375,23 @@ wrk_access(void *cls, struct MHD_Connection *conn, const char *url,
 		rq->magic = WRK_REQ_MAGIC;
 		rq->w = w;
 		rq->url = url;
-		ci = MHD_get_connection_info(conn,
-		    MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+		ci = MHD_get_connection_info(
+		    conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
 		if (ci != NULL && ci->socket_context != NULL) {
 			rq->conn = ci->socket_context;
 			rq->conn->busy++;
 		}
 		*req_cls = rq;
-		atomic_fetch_add_explicit(&w->me->c.active, 1,
-		    memory_order_relaxed);
+		atomic_fetch_add_explicit(
+		    &w->me->c.active, 1, memory_order_relaxed);
 		if (!wrk_has_body(method))
 			return wrk_dispatch(rq, conn, method);
 		/* Refuse an announced oversized body before reading it. */
-		cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-		    MHD_HTTP_HEADER_CONTENT_LENGTH);
+		cl = MHD_lookup_connection_value(
+		    conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
 		if (cl != NULL &&
 		    (util_parse_i64(cl, 0, INT64_MAX, &clen) != 0 ||
-			(uint64_t)clen > w->cfg->max_body_bytes))
+		        (uint64_t)clen > w->cfg->max_body_bytes))
 			return wrk_error(rq, conn, 413, NULL,
 			    "request_too_large",
 			    "The request body is larger than "
@@ -473,8 +471,8 @@ wrk_conn_notify(void *cls, struct MHD_Connection *conn, void **socket_ctx,
 	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
 		if ((c = calloc(1, sizeof(*c))) == NULL)
 			return; /* untracked: only drain is less tidy */
-		ci = MHD_get_connection_info(conn,
-		    MHD_CONNECTION_INFO_CONNECTION_FD);
+		ci = MHD_get_connection_info(
+		    conn, MHD_CONNECTION_INFO_CONNECTION_FD);
 		c->fd = ci != NULL ? ci->connect_fd : -1;
 		c->next = w->conns;
 		if (w->conns != NULL)
@@ -498,9 +496,9 @@ wrk_conn_notify(void *cls, struct MHD_Connection *conn, void **socket_ctx,
 int
 wrk_http_start(struct wrk *w)
 {
-	w->mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
-		MHD_USE_TURBO,
-	    0, NULL, NULL, wrk_access, w, MHD_OPTION_LISTEN_SOCKET, w->lfd,
+	w->mhd = MHD_start_daemon(
+	    MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO, 0, NULL,
+	    NULL, wrk_access, w, MHD_OPTION_LISTEN_SOCKET, w->lfd,
 	    MHD_OPTION_NOTIFY_COMPLETED, wrk_completed, w,
 	    MHD_OPTION_NOTIFY_CONNECTION, wrk_conn_notify, w,
 	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)w->cfg->max_connections,

@@ -18,8 +18,8 @@
 #include "util.h"
 #include "wrk.h"
 
-#define WRK_EV_MHD 1
-#define WRK_EV_SIG 2
+#define WRK_EV_MHD   1
+#define WRK_EV_SIG   2
 #define WRK_EV_TIMER 3
 
 static int
@@ -97,19 +97,19 @@ wrk_loop(struct wrk *w)
 				break;
 			}
 		}
-		atomic_store_explicit(&w->me->heartbeat_ms, util_mono_ms(),
-		    memory_order_relaxed);
+		atomic_store_explicit(
+		    &w->me->heartbeat_ms, util_mono_ms(), memory_order_relaxed);
 		(void)MHD_run(w->mhd); /* errors are per connection */
-		if (w->draining && (wrk_http_connections(w) == 0 ||
-				       util_mono_ms() >= w->drain_until_ms))
+		if (w->draining &&
+		    (wrk_http_connections(w) == 0 ||
+		        util_mono_ms() >= w->drain_until_ms))
 			break;
 	}
 	return 0;
 }
 
 int
-wrk_main(struct shm *shm, const struct cfg *cfg, int pslot, int lfd,
-    int sigfd)
+wrk_main(struct shm *shm, const struct cfg *cfg, int pslot, int lfd, int sigfd)
 {
 	static struct wrk w; /* one per process, reachable from callbacks */
 	struct itimerspec its;
@@ -125,8 +125,8 @@ wrk_main(struct shm *shm, const struct cfg *cfg, int pslot, int lfd,
 	w.epfd = w.tfd = -1;
 	log_setlevel((enum log_level)cfg->log_level);
 	if ((w.epfd = epoll_create1(EPOLL_CLOEXEC)) < 0 ||
-	    (w.tfd = timerfd_create(CLOCK_MONOTONIC,
-		 TFD_NONBLOCK | TFD_CLOEXEC)) < 0) {
+	    (w.tfd = timerfd_create(
+	         CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC)) < 0) {
 		log_err("worker setup");
 		goto out;
 	}
@@ -143,10 +143,9 @@ wrk_main(struct shm *shm, const struct cfg *cfg, int pslot, int lfd,
 		    "cannot start the HTTP server");
 		goto out;
 	}
-	if (wrk_ep_add(&w, MHD_get_daemon_info(w.mhd,
-				  MHD_DAEMON_INFO_EPOLL_FD)
-				  ->epoll_fd,
-		WRK_EV_MHD) != 0) {
+	if (wrk_ep_add(&w,
+	        MHD_get_daemon_info(w.mhd, MHD_DAEMON_INFO_EPOLL_FD)->epoll_fd,
+	        WRK_EV_MHD) != 0) {
 		log_err("worker setup");
 		goto out;
 	}

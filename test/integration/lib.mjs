@@ -148,8 +148,13 @@ export function childrenOf(pid) {
 	});
 }
 
+// Whether pid runs; a zombie (dead, not yet reaped by whoever adopted
+// it) does not count.
 export function alive(pid) {
-	try { process.kill(pid, 0); return true; } catch { return false; }
+	try {
+		const st = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+		return st.slice(st.lastIndexOf(')') + 2)[0] !== 'Z';
+	} catch { return false; }
 }
 
 export function shmSegments() {
