@@ -109,21 +109,39 @@ lint: man-lint
 man-lint:
 	mandoc -Tlint -Wwarning man/webproxyd.8 man/webproxyd.yaml.5
 
-install: $(BUILD)/webproxyd
+# The installed binary looks for /etc/webproxyd/config.yaml by default.
+$(BUILD)/install/main.o: master/main.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -DWP_DEFAULT_CONFIG='"/etc/webproxyd/config.yaml"' \
+	    -c -o $@ $<
+
+$(BUILD)/install/webproxyd: $(BUILD)/install/main.o $(LIB_OBJ)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+install: $(BUILD)/install/webproxyd
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/share/man/man8 \
 	    $(DESTDIR)$(PREFIX)/share/man/man5 \
 	    $(DESTDIR)$(PREFIX)/share/webproxyd/www \
 	    $(DESTDIR)/etc/webproxyd $(DESTDIR)/lib/systemd/system
-	install -m 0755 $(BUILD)/webproxyd $(DESTDIR)$(PREFIX)/sbin/webproxyd
+	install -m 0755 $(BUILD)/install/webproxyd \
+	    $(DESTDIR)$(PREFIX)/sbin/webproxyd
 	install -m 0644 man/webproxyd.8 $(DESTDIR)$(PREFIX)/share/man/man8/
 	install -m 0644 man/webproxyd.yaml.5 $(DESTDIR)$(PREFIX)/share/man/man5/
-	cp -R www/. $(DESTDIR)$(PREFIX)/share/webproxyd/www/
+	[ ! -d www ] || cp -R www/. $(DESTDIR)$(PREFIX)/share/webproxyd/www/
 	sed -e 's|@SBINDIR@|$(PREFIX)/sbin|g' conf/webproxyd.service \
 	    > $(DESTDIR)/lib/systemd/system/webproxyd.service
 	test -e $(DESTDIR)/etc/webproxyd/config.yaml || \
 	    sed -e 's|^\(  data_dir:\).*|\1 "/var/lib/webproxyd"|' \
 	    conf/config.yaml > $(DESTDIR)/etc/webproxyd/config.yaml
 	chmod 0640 $(DESTDIR)/etc/webproxyd/config.yaml
+	@# The service runs as user webproxyd: it must be able to read the
+	@# config (which holds the API keys) and no one else.
+	if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" -eq 0 ]; then \
+	    getent passwd webproxyd >/dev/null || useradd --system \
+	        --user-group --no-create-home --shell /usr/sbin/nologin \
+	        webproxyd; \
+	    chgrp webproxyd /etc/webproxyd/config.yaml; \
+	fi
 
 clean:
 	rm -rf build

@@ -62,6 +62,7 @@ struct mst {
 	int64_t janitor_at_ms;
 	int sigfd;
 	bool stopping;
+	bool stop_fast; /* SIGTERM seen: children get SIGTERM */
 };
 
 /* Parse, check and apply the command line over c. */

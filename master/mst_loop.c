@@ -384,8 +384,10 @@ mst_stop(struct mst *m, bool graceful)
 	until = now +
 	    (graceful ? (int64_t)m->cfg.drain_timeout * 1000 + 5000
 	              : MST_FAST_STOP_MS);
-	if (m->stopping && graceful)
+	/* Once stopping, only a fast stop may still cut a graceful one. */
+	if (m->stopping && (graceful || m->stop_fast))
 		return;
+	m->stop_fast = !graceful;
 	log_notice("%s stop", graceful ? "graceful" : "fast");
 	mst_notify("STOPPING=1\nSTATUS=stopping");
 	m->stopping = true;
