@@ -31,20 +31,30 @@
  * parameter ("messages[2].content") in param, or WP_ETOOBIG / WP_ENOMEM.
  */
 int grok_flatten(const json_t *messages, struct buf *out, char ***images,
-    size_t *nimages, char *err, size_t errlen, char *param,
-    size_t paramlen);
+    size_t *nimages, char *err, size_t errlen, char *param, size_t paramlen);
 
 /* Options of one chat request that reach the payload. */
 struct grok_req_opts {
 	const struct cfg_model *model;
-	const char *message;	       /* flattened */
-	const char *const *file_ids;   /* uploaded attachments */
+	const char *message;         /* flattened */
+	const char *const *file_ids; /* uploaded attachments */
 	size_t nfiles;
 	bool temporary;
-	bool video;		       /* videoGen tool override (media issue) */
+	bool video; /* videoGen tool override (media issue) */
+	/*
+	 * Video only: the image reference put in front of the prompt
+	 * (https://grok.com/imagine/<post id>, or the asset URL of the
+	 * upload when no post was made). NULL or "" for none.
+	 */
+	const char *video_ref;
 };
 
-/* The conversations/new JSON body (malloc'ed), or NULL on ENOMEM. */
+/*
+ * The conversations/new JSON body (malloc'ed), or NULL with errno set
+ * (ENOMEM; EILSEQ when message is not UTF-8). With o->video the video
+ * payload of the reference (section 3.2): temporary, the first file only,
+ * message "<video_ref>  <message> --mode=custom", toolOverrides.videoGen.
+ */
 char *grok_payload(const struct grok_req_opts *o);
 
 /*
@@ -65,23 +75,40 @@ void grok_request_id(char *out);
  */
 struct curl_slist *grok_headers(const struct cfg *c, const char *token,
     const char *statsig, const char *request_id);
+/*
+ * The same, with another Referer (the video flow's
+ * <upstream>/imagine/<post id>; NULL = "<upstream>/") and another
+ * Content-Type (NULL = application/json). Every value, from config or
+ * not, has its control bytes dropped (no header injection) and cookie
+ * values their separators; a leading "sso=" / "cf_clearance=" is removed.
+ * Accept-Encoding is left to CURLOPT_ACCEPT_ENCODING (a hand-made one
+ * would hand compressed bytes to the NDJSON reader); "Expect:" is sent
+ * empty so libcurl never adds 100-continue, which no browser sends.
+ */
+struct curl_slist *grok_headers_ext(const struct cfg *c, const char *token,
+    const char *statsig, const char *request_id, const char *referer,
+    const char *content_type);
 
 /* ---- the answer stream ------------------------------------------------- */
 
 enum grok_ev_kind {
-	GROK_EV_TOKEN,		/* text; thinking; header (messageTag header) */
-	GROK_EV_SEARCH,		/* one web-search hit: title, url, preview */
+	GROK_EV_TOKEN,          /* text; thinking; header (messageTag header) */
+	GROK_EV_SEARCH,         /* one web-search hit: title, url, preview */
 	GROK_EV_IMAGE_PROGRESS, /* index, progress */
-	GROK_EV_IMAGES,		/* generated image paths: urls, nurls */
+	GROK_EV_IMAGES,         /* generated image paths: urls, nurls */
 	GROK_EV_VIDEO_PROGRESS, /* progress */
-	GROK_EV_VIDEO,		/* url (video path), title = thumbnail path */
-	GROK_EV_FINAL,		/* modelResponse: text = message, title = model */
-	GROK_EV_ERROR,		/* in-band error: text = message, code */
+	GROK_EV_VIDEO,          /* url (video path), title = thumbnail path */
+	GROK_EV_FINAL, /* modelResponse: text = message, title = model */
+	GROK_EV_ERROR, /* in-band error: text = message, code */
 };
 
 extern const char *const grok_ev_name[];
 
-/* One event; every pointer is valid only during the callback. */
+/*
+ * One event; every pointer is valid only during the callback. Strings are
+ * never NULL ("" when upstream left them out); urls is NULL when nurls is
+ * 0. IMAGE_PROGRESS has url = imageUrl when the upstream gave one.
+ */
 struct grok_ev {
 	enum grok_ev_kind kind;
 	const char *text; /* NUL-terminated; len excludes the NUL */
@@ -112,15 +139,28 @@ struct grok_nd {
 	/* Scanner state across calls (for objects run together). */
 	int depth;
 	bool in_str, esc;
-	size_t scan; /* how far pend has been scanned */
+	size_t scan;   /* bytes of the current object so far */
+	int state;     /* where the scanner is (grok_nd.c) */
+	unsigned nfld; /* bytes of an SSE field name ("data") seen */
+	char fld[8];   /* that field name */
 };
 
 void grok_nd_init(struct grok_nd *p, size_t max_line);
 void grok_nd_fini(struct grok_nd *p);
-/* Returns 0, fn's non-zero value, or WP_ETOOBIG (an object over max). */
-int grok_nd_feed(struct grok_nd *p, const char *data, size_t len,
-    grok_ev_fn *fn, void *arg);
-/* End of body: a last unterminated object is parsed too. */
+/*
+ * Returns 0, fn's non-zero value (the rest of data is then dropped),
+ * WP_ETOOBIG (an object over max; the rest of data and of that line are
+ * skipped) or WP_ENOMEM. A newline always ends an object: one cut short
+ * cannot swallow the next line (pretty-printed JSON is not supported; no
+ * upstream version sends it).
+ */
+int grok_nd_feed(
+    struct grok_nd *p, const char *data, size_t len, grok_ev_fn *fn, void *arg);
+/*
+ * End of body. An object is parsed the moment its braces balance, so a
+ * last one with no newline after it was handled already; one the body
+ * cut short is counted in malformed. Returns 0.
+ */
 int grok_nd_end(struct grok_nd *p, grok_ev_fn *fn, void *arg);
 
 /* ---- other answers ----------------------------------------------------- */
@@ -142,7 +182,7 @@ char *grok_ratelimits_body(const char *rate_limit_model);
  * or the first bytes of the body. *anti_bot is set for the anti-bot
  * answers (403 with code 7 or a challenge page).
  */
-void grok_error_describe(long status, const char *body, size_t len,
-    char *out, size_t outlen, bool *anti_bot);
+void grok_error_describe(long status, const char *body, size_t len, char *out,
+    size_t outlen, bool *anti_bot);
 
 #endif

@@ -1,0 +1,707 @@
+/*
+ * grok.com's web protocol, the request side and the small answers (see
+ * grok.h): the conversations/new payload, the browser-like header list
+ * with x-statsig-id and x-xai-request-id, the rate-limits body and
+ * answer, and a readable account of a failed answer. The stream reader
+ * is grok_nd.c, the flattening of messages grok_msg.c.
+ *
+ * Worker only; pure (jansson, libsodium's RNG, libcurl's slist), no I/O,
+ * no locks, no state: may run anywhere, callbacks included.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+#include <sodium.h>
+
+#include "err.h"
+#include "grok.h"
+#include "util.h"
+
+/* ---- the chat payload -------------------------------------------------- */
+
+/* The uploaded files as a JSON array (at most max of them). */
+static json_t *
+grok_files(const struct grok_req_opts *o, size_t max)
+{
+	json_t *a;
+	size_t i;
+
+	if ((a = json_array()) == NULL)
+		return NULL;
+	for (i = 0; i < o->nfiles && i < max; i++) {
+		if (o->file_ids[i] == NULL || o->file_ids[i][0] == '\0')
+			continue;
+		if (json_array_append_new(a, json_string(o->file_ids[i])) !=
+		    0) {
+			json_decref(a);
+			return NULL;
+		}
+	}
+	return a;
+}
+
+/*
+ * The standard payload, every field and in the order of the reference
+ * (section 3.1): the web page sends them all, and a request that looks
+ * like the page's is the one least likely to be refused.
+ */
+static json_t *
+grok_payload_chat(const struct grok_req_opts *o, json_t *msg)
+{
+	const struct cfg_model *m = o->model;
+
+	return json_pack("{s:b, s:s, s:o, s:o, s:[], s:b, s:b, s:b, s:b, s:b,"
+	                 " s:i, s:b, s:{}, s:b, s:b, s:b, s:[], s:b,"
+	                 " s:{s:{s:s}}, s:b, s:b, s:s, s:b}",
+	    "temporary", o->temporary, "modelName", m->upstream, "message", msg,
+	    "fileAttachments", grok_files(o, SIZE_MAX), "imageAttachments",
+	    "disableSearch", 0, "enableImageGeneration", 1, "returnImageBytes",
+	    0, "returnRawGrokInXaiRequest", 0, "enableImageStreaming", 1,
+	    "imageGenerationCount", 2, "forceConcise", 0, "toolOverrides",
+	    "enableSideBySide", 1, "sendFinalMetadata", 1, "isReasoning", 0,
+	    "webpageUrls", "disableTextFollowUps", 1, "responseMetadata",
+	    "requestModelDetails", "modelId", m->upstream, "disableMemory", 0,
+	    "forceSideBySide", 0, "modelMode", m->mode, "isAsyncChat", 0);
+}
+
+/*
+ * The video payload (reference section 3.2): always temporary, only the
+ * first image, "<ref>  <prompt> --mode=custom" (two spaces, as the page
+ * sends it).
+ */
+static json_t *
+grok_payload_video(const struct grok_req_opts *o)
+{
+	const char *ref = o->video_ref != NULL ? o->video_ref : "";
+	struct buf b;
+	json_t *j = NULL;
+
+	buf_init(&b, strlen(ref) + strlen(o->message) + 32);
+	if (buf_printf(&b, "%s%s%s --mode=custom", ref, *ref ? "  " : "",
+	        o->message) != 0)
+		goto out;
+	j = json_pack("{s:b, s:s, s:s%, s:o, s:{s:b}}", "temporary", 1,
+	    "modelName", o->model->upstream, "message", b.p, b.len,
+	    "fileAttachments", grok_files(o, 1), "toolOverrides", "videoGen",
+	    1);
+out:
+	buf_fini(&b);
+	return j;
+}
+
+/* Whether s is well-formed UTF-8 (what json_string insists on). */
+static bool
+grok_utf8_ok(const unsigned char *s)
+{
+	unsigned need;
+	uint32_t cp, min;
+
+	while (*s != '\0') {
+		if (*s < 0x80) {
+			s++;
+			continue;
+		}
+		if ((*s & 0xe0) == 0xc0) {
+			need = 1, cp = *s & 0x1fu, min = 0x80;
+		} else if ((*s & 0xf0) == 0xe0) {
+			need = 2, cp = *s & 0x0fu, min = 0x800;
+		} else if ((*s & 0xf8) == 0xf0) {
+			need = 3, cp = *s & 0x07u, min = 0x10000;
+		} else {
+			return false;
+		}
+		for (s++; need > 0; need--, s++) {
+			if ((*s & 0xc0) != 0x80)
+				return false;
+			cp = (cp << 6) | (*s & 0x3fu);
+		}
+		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp < 0xe000))
+			return false;
+	}
+	return true;
+}
+
+char *
+grok_payload(const struct grok_req_opts *o)
+{
+	json_t *j = NULL, *msg;
+	char *s = NULL;
+
+	if ((msg = json_string(o->message)) == NULL) {
+		errno = grok_utf8_ok((const unsigned char *)o->message)
+		    ? ENOMEM
+		    : EILSEQ;
+		return NULL;
+	}
+	if (o->video) {
+		json_decref(msg);
+		j = grok_payload_video(o);
+	} else {
+		j = grok_payload_chat(o, msg); /* takes msg, even on failure */
+	}
+	if (j == NULL)
+		goto out;
+	s = json_dumps(j, JSON_COMPACT);
+out:
+	json_decref(j);
+	if (s == NULL)
+		errno = ENOMEM;
+	return s;
+}
+
+/* ---- x-statsig-id and x-xai-request-id ---------------------------------- */
+
+static void
+grok_rand_str(char *out, size_t n, const char *alphabet)
+{
+	uint32_t k = (uint32_t)strlen(alphabet);
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		out[i] = alphabet[randombytes_uniform(k)];
+	out[n] = '\0';
+}
+
+void
+grok_statsig_generate(const char *prefix, char *out, size_t len)
+{
+	char r[11], text[512];
+	int n;
+
+	if (len == 0)
+		return;
+	out[0] = '\0';
+	if (prefix == NULL)
+		prefix = "";
+	/* Reference section 9.1: a coin picks one of two browser errors. */
+	if (randombytes_uniform(2) == 0) {
+		grok_rand_str(r, 5, "abcdefghijklmnopqrstuvwxyz0123456789");
+		n = snprintf(text, sizeof(text),
+		    "%sTypeError: Cannot read properties of null (reading "
+		    "'children['%s']')",
+		    prefix, r);
+	} else {
+		grok_rand_str(r, 10, "abcdefghijklmnopqrstuvwxyz");
+		n = snprintf(text, sizeof(text),
+		    "%sTypeError: Cannot read properties of undefined "
+		    "(reading '%s')",
+		    prefix, r);
+	}
+	if (n < 0 || (size_t)n >= sizeof(text) ||
+	    len < sodium_base64_ENCODED_LEN(
+	              (size_t)n, sodium_base64_VARIANT_ORIGINAL))
+		return; /* an absurd prefix or a short out: send none */
+	(void)sodium_bin2base64(out, len, (const unsigned char *)text,
+	    (size_t)n, sodium_base64_VARIANT_ORIGINAL); /* len checked */
+}
+
+void
+grok_request_id(char *out)
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char b[16];
+	size_t i, o = 0;
+
+	randombytes_buf(b, sizeof(b));
+	b[6] = (unsigned char)((b[6] & 0x0f) | 0x40); /* version 4 */
+	b[8] = (unsigned char)((b[8] & 0x3f) | 0x80); /* RFC 4122 variant */
+	for (i = 0; i < sizeof(b); i++) {
+		if (i == 4 || i == 6 || i == 8 || i == 10)
+			out[o++] = '-';
+		out[o++] = hex[b[i] >> 4];
+		out[o++] = hex[b[i] & 0x0f];
+	}
+	out[o] = '\0';
+}
+
+/* ---- request headers --------------------------------------------------- */
+
+#define GROK_HDR_MAX 8192 /* one header line; the cookie is the long one */
+
+/* Sent by the web page on every call (reference section 2.1). */
+#define GROK_BAGGAGE                                                           \
+	"sentry-environment=production,sentry-public_key="                     \
+	"b311e0f2690c81f25e2c4cf6d4f7ce1c"
+
+static bool
+grok_hdr_ok(unsigned char ch, bool cookie)
+{
+	if (ch < 0x20 || ch == 0x7f)
+		return false;
+	return !cookie || strchr(" ;,\"\\", ch) == NULL;
+}
+
+/*
+ * Append s without the bytes that would end or break a header line (any
+ * control byte: CR, LF, NUL...). With cookie, also without what would
+ * end a cookie value and start another (RFC 6265 cookie-octet): a token
+ * pasted as "abc; admin=1" must not become two cookies.
+ */
+static int
+grok_hdr_clean(struct buf *b, const char *s, bool cookie)
+{
+	size_t n;
+	int rc;
+
+	while (*s != '\0') {
+		for (n = 0;
+		     s[n] != '\0' && grok_hdr_ok((unsigned char)s[n], cookie);
+		     n++)
+			;
+		if (n > 0 && (rc = buf_append(b, s, n)) != 0)
+			return rc;
+		s += n;
+		if (*s != '\0')
+			s++; /* the byte we drop */
+	}
+	return 0;
+}
+
+/* Drop a leading "name=" an operator pasted along with the value. */
+static const char *
+grok_hdr_unprefix(const char *v, const char *prefix)
+{
+	size_t n = strlen(prefix);
+
+	while (*v == ' ' || *v == '\t')
+		v++;
+	return strncmp(v, prefix, n) == 0 ? v + n : v;
+}
+
+/* "Name: value" with value cleaned, appended to *l. */
+static int
+grok_hdr_add(
+    struct curl_slist **l, struct buf *b, const char *name, const char *value)
+{
+	struct curl_slist *n;
+	int rc;
+
+	buf_reset(b);
+	if ((rc = buf_printf(b, "%s: ", name)) != 0 ||
+	    (rc = grok_hdr_clean(b, value, false)) != 0)
+		return rc;
+	if ((n = curl_slist_append(*l, b->p)) == NULL)
+		return WP_ENOMEM;
+	*l = n;
+	return 0;
+}
+
+/* The Chrome (or Edge) major version in a user agent, or 0. */
+static unsigned
+grok_ua_version(const char *ua, const char *product)
+{
+	const char *p = strstr(ua, product);
+	unsigned v = 0;
+
+	if (p == NULL)
+		return 0;
+	for (p += strlen(product); *p >= '0' && *p <= '9' && v < 100000; p++)
+		v = v * 10 + (unsigned)(*p - '0');
+	return v;
+}
+
+/*
+ * Client hints that agree with the configured User-Agent: Chrome sends
+ * them, and a Windows UA with "macOS" hints is a bot's tell. A
+ * non-Chromium UA (Firefox, Safari) sends none.
+ */
+static int
+grok_hdr_hints(struct curl_slist **l, struct buf *b, const char *ua)
+{
+	unsigned chrome = grok_ua_version(ua, "Chrome/");
+	unsigned edge = grok_ua_version(ua, "Edg/");
+	const char *platform = NULL;
+	char v[160];
+	int rc;
+
+	if (chrome == 0)
+		return 0;
+	(void)snprintf(v, sizeof(v),
+	    "\"Not(A:Brand\";v=\"99\", \"%s\";v=\"%u\", "
+	    "\"Chromium\";v=\"%u\"",
+	    edge ? "Microsoft Edge" : "Google Chrome", edge ? edge : chrome,
+	    chrome); /* fits: versions are at most 6 digits */
+	if ((rc = grok_hdr_add(l, b, "Sec-Ch-Ua", v)) != 0 ||
+	    (rc = grok_hdr_add(l, b, "Sec-Ch-Ua-Mobile",
+	         strstr(ua, "Mobile") ? "?1" : "?0")) != 0)
+		return rc;
+	if (strstr(ua, "Android"))
+		platform = "\"Android\"";
+	else if (strstr(ua, "Windows"))
+		platform = "\"Windows\"";
+	else if (strstr(ua, "Macintosh") || strstr(ua, "Mac OS X"))
+		platform = "\"macOS\"";
+	else if (strstr(ua, "CrOS"))
+		platform = "\"Chrome OS\"";
+	else if (strstr(ua, "Linux"))
+		platform = "\"Linux\"";
+	if (platform == NULL)
+		return 0;
+	return grok_hdr_add(l, b, "Sec-Ch-Ua-Platform", platform);
+}
+
+/* sso-rw=<t>; sso=<t>[; cf_clearance=<v>], as the browser sends it. */
+static int
+grok_hdr_cookie(struct curl_slist **l, struct buf *b, const struct cfg *c,
+    const char *token)
+{
+	const char *t = grok_hdr_unprefix(token, "sso=");
+	const char *cf = grok_hdr_unprefix(c->cf_clearance, "cf_clearance=");
+	struct curl_slist *n;
+	int rc;
+
+	buf_reset(b);
+	if ((rc = buf_puts(b, "Cookie: sso-rw=")) != 0 ||
+	    (rc = grok_hdr_clean(b, t, true)) != 0 ||
+	    (rc = buf_puts(b, "; sso=")) != 0 ||
+	    (rc = grok_hdr_clean(b, t, true)) != 0)
+		return rc;
+	if (*cf != '\0' &&
+	    ((rc = buf_puts(b, "; cf_clearance=")) != 0 ||
+	        (rc = grok_hdr_clean(b, cf, true)) != 0))
+		return rc;
+	if ((n = curl_slist_append(*l, b->p)) == NULL)
+		return WP_ENOMEM;
+	*l = n;
+	return 0;
+}
+
+/* upstream_url without trailing slashes, into o. */
+static void
+grok_origin(const struct cfg *c, char *o, size_t len)
+{
+	size_t n;
+
+	(void)util_strlcpy(o, c->upstream_url, len); /* same size as cfg */
+	for (n = strlen(o); n > 0 && o[n - 1] == '/'; n--)
+		o[n - 1] = '\0';
+}
+
+struct curl_slist *
+grok_headers_ext(const struct cfg *c, const char *token, const char *statsig,
+    const char *request_id, const char *referer, const char *content_type)
+{
+	char origin[CFG_STR_MAX], ref[CFG_STR_MAX + 1];
+	struct curl_slist *l = NULL, *n;
+	struct buf b;
+	int rc;
+
+	buf_init(&b, GROK_HDR_MAX);
+	grok_origin(c, origin, sizeof(origin));
+	(void)snprintf(ref, sizeof(ref), "%s/", origin); /* fits: +1 */
+	if ((rc = grok_hdr_add(&l, &b, "Accept", "*/*")) != 0 ||
+	    (rc = grok_hdr_add(&l, &b, "Accept-Language", "zh-CN,zh;q=0.9")) !=
+	        0 ||
+	    (rc = grok_hdr_add(&l, &b, "Content-Type",
+	         content_type != NULL ? content_type : "application/json")) !=
+	        0 ||
+	    (rc = grok_hdr_add(&l, &b, "Origin", origin)) != 0 ||
+	    (rc = grok_hdr_add(
+	         &l, &b, "Referer", referer != NULL ? referer : ref)) != 0 ||
+	    (rc = grok_hdr_add(&l, &b, "Priority", "u=1, i")) != 0 ||
+	    (rc = grok_hdr_add(&l, &b, "User-Agent", c->user_agent)) != 0 ||
+	    (rc = grok_hdr_hints(&l, &b, c->user_agent)) != 0 ||
+	    (rc = grok_hdr_add(&l, &b, "Sec-Fetch-Dest", "empty")) != 0 ||
+	    (rc = grok_hdr_add(&l, &b, "Sec-Fetch-Mode", "cors")) != 0 ||
+	    (rc = grok_hdr_add(&l, &b, "Sec-Fetch-Site", "same-origin")) != 0 ||
+	    (rc = grok_hdr_add(&l, &b, "Baggage", GROK_BAGGAGE)) != 0)
+		goto out;
+	/* An empty statsig ([E]'s fixed mode with no value) goes unsent. */
+	if (statsig != NULL && *statsig != '\0' &&
+	    (rc = grok_hdr_add(&l, &b, "x-statsig-id", statsig)) != 0)
+		goto out;
+	if (request_id != NULL && *request_id != '\0' &&
+	    (rc = grok_hdr_add(&l, &b, "x-xai-request-id", request_id)) != 0)
+		goto out;
+	if ((rc = grok_hdr_cookie(&l, &b, c, token)) != 0)
+		goto out;
+	/* "Expect:" with no value: libcurl then adds no 100-continue. */
+	if ((n = curl_slist_append(l, "Expect:")) == NULL) {
+		rc = WP_ENOMEM;
+		goto out;
+	}
+	l = n;
+out:
+	buf_fini(&b);
+	if (rc != 0) {
+		curl_slist_free_all(l);
+		l = NULL;
+	}
+	return l;
+}
+
+struct curl_slist *
+grok_headers(const struct cfg *c, const char *token, const char *statsig,
+    const char *request_id)
+{
+	return grok_headers_ext(c, token, statsig, request_id, NULL, NULL);
+}
+
+/* ---- rate limits ------------------------------------------------------- */
+
+/* A JSON number as an int64 (clamped); false when not a number. */
+static bool
+grok_num(const json_t *v, int64_t *out)
+{
+	double d;
+
+	if (json_is_integer(v)) {
+		*out = (int64_t)json_integer_value(v);
+		return true;
+	}
+	if (!json_is_real(v))
+		return false;
+	d = json_real_value(v);
+	if (d != d)
+		return false;
+	*out = d >= 9.2e18 ? INT64_MAX : d <= -9.2e18 ? INT64_MIN : (int64_t)d;
+	return true;
+}
+
+int
+grok_ratelimits_parse(const char *body, size_t len, bool heavy,
+    int32_t *remaining, int64_t *wait_s)
+{
+	static const char *const effort[] = { "lowEffortRateLimits",
+		"highEffortRateLimits" };
+	json_error_t jerr;
+	json_t *j;
+	int64_t v, w;
+	size_t i;
+	int rc = WP_EPARSE;
+
+	*wait_s = 0;
+	if ((j = json_loadb(body, len, 0, &jerr)) == NULL || !json_is_object(j))
+		goto out;
+	/*
+	 * Heavy has its own quota in remainingQueries; the others are
+	 * counted in remainingTokens in the token era, remainingQueries in
+	 * the query era (reference section 1.2).
+	 */
+	if (!(!heavy && grok_num(json_object_get(j, "remainingTokens"), &v)) &&
+	    !grok_num(json_object_get(j, "remainingQueries"), &v))
+		goto out;
+	*remaining = v > INT32_MAX ? INT32_MAX : v < 0 ? 0 : (int32_t)v;
+	/*
+	 * The top-level wait (query era); else, when the quota is spent,
+	 * the longest wait of an effort level (token era).
+	 */
+	if (grok_num(json_object_get(j, "waitTimeSeconds"), &w)) {
+		*wait_s = w;
+	} else if (*remaining == 0) {
+		for (i = 0; i < ARRAY_LEN(effort); i++) {
+			if (grok_num(
+			        json_object_get(json_object_get(j, effort[i]),
+			            "waitTimeSeconds"),
+			        &w) &&
+			    w > *wait_s)
+				*wait_s = w;
+		}
+	}
+	if (*wait_s < 0)
+		*wait_s = 0;
+	rc = 0;
+out:
+	json_decref(j);
+	return rc;
+}
+
+char *
+grok_ratelimits_body(const char *rate_limit_model)
+{
+	json_t *j;
+	char *s;
+
+	j = json_pack("{s:s, s:s}", "requestKind", "DEFAULT", "modelName",
+	    rate_limit_model);
+	if (j == NULL) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	s = json_dumps(j, JSON_COMPACT);
+	json_decref(j);
+	if (s == NULL)
+		errno = ENOMEM;
+	return s;
+}
+
+/* ---- failed answers ---------------------------------------------------- */
+
+#define GROK_SCAN_MAX 65536 /* how much of an error body is searched */
+
+/* Case-insensitive search in a body that need not be NUL-terminated. */
+static const char *
+grok_find(const char *s, size_t n, const char *needle)
+{
+	size_t m = strlen(needle), i, k;
+
+	if (n > GROK_SCAN_MAX)
+		n = GROK_SCAN_MAX;
+	for (i = 0; m <= n && i <= n - m; i++) {
+		for (k = 0; k < m; k++) {
+			if (tolower((unsigned char)s[i + k]) !=
+			    tolower((unsigned char)needle[k]))
+				break;
+		}
+		if (k == m)
+			return s + i;
+	}
+	return NULL;
+}
+
+/*
+ * At most max bytes of s, control bytes as spaces, cut at a character
+ * boundary: for a log line or a client's error message.
+ */
+static void
+grok_snippet(const char *s, size_t n, size_t max, char *out, size_t outlen)
+{
+	size_t k = n, i;
+
+	if (outlen == 0)
+		return;
+	if (k > max)
+		k = max;
+	if (k > outlen - 1)
+		k = outlen - 1;
+	if (k < n) {
+		while (k > 0 && ((unsigned char)s[k] & 0xc0) == 0x80)
+			k--; /* s[k] starts the first character left out */
+	}
+	for (i = 0; i < k; i++) {
+		unsigned char ch = (unsigned char)s[i];
+
+		out[i] = ch < 0x20 || ch == 0x7f ? ' ' : (char)ch;
+	}
+	out[k] = '\0';
+}
+
+/* The <title> of an HTML page (a proxy's or a load balancer's), or "". */
+static void
+grok_html_title(const char *body, size_t len, char *out, size_t outlen)
+{
+	const char *t = grok_find(body, len, "<title"), *gt, *end;
+	size_t rest;
+
+	out[0] = '\0';
+	if (t == NULL)
+		return;
+	rest = len - (size_t)(t - body);
+	if ((gt = memchr(t, '>', rest)) == NULL)
+		return;
+	gt++;
+	rest = len - (size_t)(gt - body);
+	if ((end = grok_find(gt, rest, "</title")) == NULL)
+		return;
+	grok_snippet(gt, (size_t)(end - gt), 120, out, outlen);
+}
+
+static bool
+grok_is_challenge(const char *body, size_t len)
+{
+	static const char *const marks[] = { "just a moment",
+		"challenge-platform", "__cf_chl", "cf-chl-", "cf_chl_opt",
+		"attention required! | cloudflare" };
+	size_t i;
+
+	for (i = 0; i < ARRAY_LEN(marks); i++) {
+		if (grok_find(body, len, marks[i]) != NULL)
+			return true;
+	}
+	return false;
+}
+
+/* {"error":{"code","message"}}, {"error":"..."}, {"message"}, {"detail"}. */
+static bool
+grok_json_error(
+    const char *body, size_t len, char *msg, size_t msglen, int64_t *code)
+{
+	const json_t *e, *m = NULL;
+	json_error_t jerr;
+	json_t *j;
+	bool found = false;
+
+	*code = -1;
+	if ((j = json_loadb(body, len, 0, &jerr)) == NULL)
+		return false;
+	e = json_object_get(j, "error");
+	if (json_is_object(e)) {
+		m = json_object_get(e, "message");
+		if (!grok_num(json_object_get(e, "code"), code))
+			*code = -1;
+	} else if (json_is_string(e)) {
+		m = e;
+	} else if (json_is_string(json_object_get(j, "message"))) {
+		m = json_object_get(j, "message");
+	} else if (json_is_string(json_object_get(j, "detail"))) {
+		m = json_object_get(j, "detail");
+	}
+	if (json_is_string(m) || *code >= 0) {
+		grok_snippet(json_string_value(m) ? json_string_value(m) : "",
+		    json_string_length(m), 300, msg, msglen);
+		found = true;
+	}
+	json_decref(j);
+	return found;
+}
+
+void
+grok_error_describe(long status, const char *body, size_t len, char *out,
+    size_t outlen, bool *anti_bot)
+{
+	char msg[320];
+	int64_t code;
+
+	*anti_bot = false;
+	if (outlen == 0)
+		return;
+	if (body == NULL)
+		len = 0;
+	while (len > 0 && isspace((unsigned char)*body)) {
+		body++;
+		len--;
+	}
+	/* Each (void)snprintf below: a cut description is still one. */
+	if (grok_is_challenge(body, len) || (status == 403 && len == 0)) {
+		*anti_bot = true;
+		(void)snprintf(out, outlen,
+		    "HTTP %ld: Cloudflare challenge page (set grok.cf_clearance "
+		    "or use a proxy; the TLS fingerprint may also be refused)",
+		    status);
+	} else if (grok_find(body, len, "blocked-user") != NULL ||
+	    grok_find(body, len, "user is blocked") != NULL) {
+		grok_snippet(body, len, 200, msg, sizeof(msg));
+		(void)snprintf(
+		    out, outlen, "HTTP %ld: account blocked: %s", status, msg);
+	} else if (grok_json_error(body, len, msg, sizeof(msg), &code)) {
+		if (code == 7) {
+			*anti_bot = true;
+			(void)snprintf(out, outlen,
+			    "HTTP %ld: anti-bot rejection (code 7): %s "
+			    "(check x-statsig-id, cf_clearance, proxy)",
+			    status, msg);
+		} else if (code >= 0) {
+			(void)snprintf(out, outlen, "HTTP %ld: %s (code %lld)",
+			    status, msg[0] ? msg : "error", (long long)code);
+		} else {
+			(void)snprintf(
+			    out, outlen, "HTTP %ld: %s", status, msg);
+		}
+	} else if (len > 0 && body[0] == '<') {
+		grok_html_title(body, len, msg, sizeof(msg));
+		(void)snprintf(out, outlen, "HTTP %ld: an HTML page%s%s%s",
+		    status, msg[0] ? " titled \"" : "", msg,
+		    msg[0] ? "\"" : "");
+	} else if (len > 0) {
+		grok_snippet(body, len, 200, msg, sizeof(msg));
+		(void)snprintf(out, outlen, "HTTP %ld: %s", status, msg);
+	} else {
+		(void)snprintf(
+		    out, outlen, "HTTP %ld with an empty body", status);
+	}
+}
