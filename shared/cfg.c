@@ -130,7 +130,7 @@ struct cfg_cylog {
 
 static cfg_chk_fn cfg_chk_none, cfg_chk_hostport, cfg_chk_http_url,
     cfg_chk_proxy_url, cfg_chk_argon2, cfg_chk_log_level, cfg_chk_image_mode,
-    cfg_chk_pool;
+    cfg_chk_pool, cfg_chk_reasoning;
 
 /*
  * The libcyaml side: one struct per section, a char * per scalar (NULL when
@@ -339,6 +339,12 @@ static const char *const cfg_image_mode_name[] = {
 	[CFG_IMAGE_BASE64] = "base64",
 };
 
+static const char *const cfg_reasoning_name[] = {
+	[CFG_RF_THINK_TAGS] = "think_tags",
+	[CFG_RF_REASONING_CONTENT] = "reasoning_content",
+	[CFG_RF_HIDDEN] = "hidden",
+};
+
 static const char *const cfg_pool_name[] = {
 	[CFG_POOL_NORMAL] = "normal",
 	[CFG_POOL_SUPER] = "super",
@@ -490,6 +496,13 @@ static int
 cfg_chk_image_mode(const char *s, int64_t *val, char *why, size_t len)
 {
 	return cfg_enum(cfg_image_mode_name, ARRAY_LEN(cfg_image_mode_name), s,
+	    val, why, len);
+}
+
+static int
+cfg_chk_reasoning(const char *s, int64_t *val, char *why, size_t len)
+{
+	return cfg_enum(cfg_reasoning_name, ARRAY_LEN(cfg_reasoning_name), s,
 	    val, why, len);
 }
 

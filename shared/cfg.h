@@ -24,6 +24,13 @@
 
 enum cfg_image_mode { CFG_IMAGE_URL, CFG_IMAGE_BASE64 };
 
+/* Where reasoning goes; the values match enum oai_reasoning. */
+enum cfg_reasoning {
+	CFG_RF_THINK_TAGS,
+	CFG_RF_REASONING_CONTENT,
+	CFG_RF_HIDDEN,
+};
+
 /* Which tokens a model may use, and which quota it spends. */
 enum cfg_pool {
 	CFG_POOL_NORMAL, /* ssoNormal first, then ssoSuper; remainingQueries */
@@ -55,6 +62,7 @@ struct cfg {
 	int32_t connection_timeout; /* seconds of client inactivity */
 	int32_t drain_timeout;      /* seconds a stopping worker may take */
 	uint64_t max_body_bytes;
+	char cors_origins[CFG_STR_MAX]; /* "*" or comma separated origins */
 
 	/* projects: */
 	uint8_t grok_enabled;
@@ -84,6 +92,9 @@ struct cfg {
 	int32_t stream_chunk_timeout;          /* seconds */
 	int32_t stream_total_timeout;          /* seconds */
 	uint32_t max_tokens;                   /* token table capacity */
+	int32_t reasoning_format;              /* enum cfg_reasoning */
+	char statsig_prefix[64];               /* of generated x-statsig-id */
+	char statsig_signer_url[CFG_STR_MAX];  /* external signer, or "" */
 
 	/* The model table: built-in defaults, then config overrides. */
 	uint32_t n_models;

@@ -69,7 +69,9 @@
 	X(drain_timeout, INT, drain_timeout, "30", 0, 86400, none, RELOAD,   \
 	    "seconds a stopping worker may finish requests")                 \
 	X(max_body_bytes, INT, max_body_bytes, "20971520", 1024, 1073741824, \
-	    none, RELOAD, "largest request body accepted")
+	    none, RELOAD, "largest request body accepted")                   \
+	X(cors_origins, STR, cors_origins, "*", 1, CFG_STR_MAX - 1, none,    \
+	    RELOAD, "origins browsers may call /v1/* from; * = any")
 
 /* projects: grok: */
 #define CFG_KEYS_PROJECTS_GROK(X)                                            \
@@ -123,6 +125,14 @@
 	    none, RELOAD, "seconds one upstream answer may take")            \
 	X(max_tokens, INT, max_tokens, "10000", 1, 1000000, none, RESTART,   \
 	    "capacity of the shared SSO token table")                        \
+	X(reasoning_format, ENUM, reasoning_format, "think_tags", 0, 0,      \
+	    reasoning, RELOAD,                                               \
+	    "think_tags, reasoning_content or hidden")                       \
+	X(statsig_prefix, STR, statsig_prefix, "e:", 0, 63, none, RELOAD,    \
+	    "prefix of the generated x-statsig-id text")                     \
+	X(statsig_signer_url, STR, statsig_signer_url, "", 0,                \
+	    CFG_STR_MAX - 1, http_url, RELOAD,                               \
+	    "external x-statsig-id signer; empty = none")                    \
 	X(models, MODELS, models, "", 0, CFG_MODELS, none, RELOAD,           \
 	    "model table entries that override or add to the built-ins")
 
