@@ -25,7 +25,7 @@
 #include "tok.h"
 
 #define SHM_MAGIC       0x5750524f58594400ULL /* "WPROXYD\0" */
-#define SHM_ABI_VERSION 1
+#define SHM_ABI_VERSION 2
 #define SHM_PROCS       160 /* old and new workers during a reload, janitor */
 #define SHM_NOTE_MAX    256
 
@@ -63,6 +63,19 @@ struct shm_proc {
 	char note[SHM_NOTE_MAX]; /* last words before an abort */
 } __attribute__((aligned(64)));
 
+/*
+ * The proxy every worker uses when grok.proxy_pool_url is set: fetched by
+ * one worker at a time (refresher), read by all under a sequence count.
+ */
+struct shm_proxy {
+	_Atomic uint32_t seq;               /* odd while url is written */
+	_Atomic int32_t refresher;          /* pid fetching now, 0 = none */
+	_Atomic int64_t refresh_started_ms; /* wall clock */
+	_Atomic int64_t fetched_ms;         /* last good fetch; 0 = never */
+	_Atomic uint64_t changes;           /* proxies taken from the pool */
+	char url[CFG_STR_MAX];
+};
+
 struct shm_cfg_slot {
 	uint64_t gen;
 	struct cfg cfg;
@@ -82,6 +95,7 @@ struct shm_hdr {
 	_Atomic uint64_t reloads;
 	_Atomic uint64_t respawns;
 	struct shm_counters retired; /* of process slots since reused */
+	struct shm_proxy proxy;
 	uint64_t cfg_off[2];
 	uint64_t proc_off;
 	uint64_t tok_off;

@@ -1,8 +1,9 @@
 /*
  * A worker process: one thread, one epoll loop holding libmicrohttpd in
  * external-epoll mode on the worker slot's inherited listening socket,
- * the signalfd and a heartbeat timer. Every request is served on that
- * thread; nothing blocks it.
+ * libcurl's multi handle in socket mode for every upstream transfer, the
+ * signalfd and a one-second tick. Every request is served on that thread;
+ * nothing blocks it, and nothing on the hot path takes a lock.
  */
 #ifndef WP_WRK_H
 #define WP_WRK_H
@@ -10,12 +11,49 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <curl/curl.h>
+
 #include "cfg.h"
 #include "shm.h"
 
 #define WRK_MAGIC 0x57524b31u
 
 struct MHD_Daemon;
+struct wrk;
+struct wrk_ev;
+struct wrk_chat;
+
+/* A file descriptor in the worker's epoll set, and what to do when ready. */
+typedef void wrk_ev_fn(struct wrk *w, struct wrk_ev *ev, uint32_t events);
+
+struct wrk_ev {
+	wrk_ev_fn *fn;
+	void *arg;
+	int fd;
+	bool added;
+	struct wrk_ev *next_dead; /* freed after the current epoll batch */
+};
+
+int wrk_ev_add(struct wrk *w, struct wrk_ev *ev, uint32_t events);
+int wrk_ev_mod(struct wrk *w, struct wrk_ev *ev, uint32_t events);
+void wrk_ev_del(struct wrk *w, struct wrk_ev *ev);
+
+/*
+ * One upstream transfer on the worker's multi handle. done runs once when
+ * it ends (rc from libcurl), unless the owner stopped it first.
+ */
+struct wrk_xfer;
+typedef void wrk_xfer_done_fn(struct wrk *w, struct wrk_xfer *x, CURLcode rc);
+
+struct wrk_xfer {
+	unsigned magic;
+	CURL *easy;
+	wrk_xfer_done_fn *done;
+	void *arg;
+	bool running;
+};
+
+#define WRK_XFER_MAGIC 0x58464552u
 
 struct wrk {
 	unsigned magic;
@@ -23,14 +61,18 @@ struct wrk {
 	const struct cfg *cfg; /* inherited from the master: this generation */
 	struct shm_proc *me;
 	struct MHD_Daemon *mhd;
+	CURLM *multi;
 	int lfd; /* listening socket (the master keeps its own copy) */
 	int epfd;
 	int sigfd;
-	int tfd; /* heartbeat timer */
+	struct wrk_ev ev_sig, ev_tick, ev_mhd, ev_curl_timer;
+	struct wrk_ev *dead; /* events to free after this batch */
 	bool draining;
 	bool stop;
 	int64_t drain_until_ms;
 	struct wrk_conn *conns; /* open client connections */
+	struct wrk_chat *chats; /* chat requests in progress */
+	int64_t next_due_ms;    /* earliest retry wait, 0 = none */
 };
 
 /* A client connection, tracked to close idle ones when draining. */
@@ -44,10 +86,69 @@ struct wrk_conn {
 int wrk_main(
     struct shm *shm, const struct cfg *cfg, int pslot, int lfd, int sigfd);
 
-/* wrk_http.c: start and stop libmicrohttpd on w->lfd. */
+/* wrk_http.c: libmicrohttpd on w->lfd. */
 int wrk_http_start(struct wrk *w);
 void wrk_http_drain(struct wrk *w);
 void wrk_http_stop(struct wrk *w);
 unsigned wrk_http_connections(const struct wrk *w);
+
+/* wrk_up.c: libcurl's multi handle in the worker's loop. */
+int wrk_up_init(struct wrk *w);
+void wrk_up_fini(struct wrk *w);
+/* Start x (its easy handle set up); returns 0 or WP_EINVAL. */
+int wrk_up_start(struct wrk *w, struct wrk_xfer *x);
+/* Stop x without calling done (the client went away). */
+void wrk_up_stop(struct wrk *w, struct wrk_xfer *x);
+/* Common options of every upstream call: timeouts, TLS like a browser. */
+void wrk_up_defaults(const struct wrk *w, CURL *easy);
+
+/* wrk_proxy.c: the proxy every worker uses, shared through shm. */
+/* Copy the proxy URL to use now into buf ("" = none). */
+void wrk_proxy_get(struct wrk *w, char *buf, size_t len);
+/* Refresh from the pool now (after a 403), or when it is due (tick). */
+void wrk_proxy_refresh(struct wrk *w, bool force);
+
+/* wrk_chat.c: POST /v1/chat/completions. */
+struct MHD_Connection;
+struct wrk_req;
+/* Validate body and start; queues an error itself when it cannot start. */
+int wrk_chat_start(struct wrk *w, struct wrk_req *rq,
+    struct MHD_Connection *conn, const char *body, size_t len);
+/* MHD called the access handler again after a resume: answer now. */
+int wrk_chat_resumed(struct wrk_chat *c, struct MHD_Connection *conn);
+/* The request ended (MHD's completion): stop everything, free c. */
+void wrk_chat_free(struct wrk *w, struct wrk_chat *c);
+/* Once a second: timeouts and pings. */
+void wrk_chat_tick(struct wrk *w);
+/* Retries whose wait is over. */
+void wrk_chat_run_due(struct wrk *w);
+/* Stopping: end every chat so MHD may stop (no connection suspended). */
+void wrk_chat_abort_all(struct wrk *w);
+
+/* wrk_http.c helpers shared with wrk_chat.c. */
+struct wrk_req {
+	unsigned magic;
+	struct wrk *w;
+	struct wrk_conn *conn;
+	int route;
+	const char *url;
+	char *body;
+	size_t len, cap;
+	unsigned status;
+	struct wrk_chat *chat; /* a chat in progress, owned here */
+};
+#define WRK_REQ_MAGIC 0x52455131u
+
+/* Queue a JSON body (taken, freed here) with status. */
+int wrk_send_json(struct wrk_req *rq, struct MHD_Connection *conn,
+    unsigned status, char *body, const char *retry_after);
+/* The OpenAI error envelope with status. */
+int wrk_send_error(struct wrk_req *rq, struct MHD_Connection *conn,
+    unsigned status, const char *param, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
+/* The CORS headers of the /v1 routes on a response. */
+struct MHD_Response;
+void wrk_cors(const struct wrk *w, struct MHD_Connection *conn,
+    struct MHD_Response *resp);
 
 #endif

@@ -23,8 +23,6 @@
 #include "util.h"
 #include "wrk.h"
 
-#define WRK_REQ_MAGIC 0x52455131u
-
 enum wrk_route {
 	WRK_RT_NONE,
 	WRK_RT_HEALTHZ,
@@ -32,17 +30,6 @@ enum wrk_route {
 	WRK_RT_MODELS,
 	WRK_RT_MODEL,
 	WRK_RT_CHAT,
-};
-
-struct wrk_req {
-	unsigned magic;
-	struct wrk *w;
-	struct wrk_conn *conn;
-	enum wrk_route route;
-	const char *url;
-	char *body;
-	size_t len, cap;
-	unsigned status;
 };
 
 static const struct wrk_route_def {
@@ -103,10 +90,36 @@ wrk_count(struct wrk *w, unsigned status)
 		    &c->errors_4xx, 1, memory_order_relaxed);
 }
 
+void
+wrk_cors(
+    const struct wrk *w, struct MHD_Connection *conn, struct MHD_Response *resp)
+{
+	const char *origin, *list = w->cfg->cors_origins, *p;
+	size_t n;
+
+	if (strcmp(list, "*") == 0) {
+		(void)MHD_add_response_header(
+		    resp, "Access-Control-Allow-Origin", "*");
+		return;
+	}
+	origin = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin");
+	if (origin == NULL)
+		return;
+	n = strlen(origin);
+	for (p = list; (p = strstr(p, origin)) != NULL; p += n)
+		if ((p == list || p[-1] == ',' || p[-1] == ' ') &&
+		    (p[n] == '\0' || p[n] == ',' || p[n] == ' ')) {
+			(void)MHD_add_response_header(
+			    resp, "Access-Control-Allow-Origin", origin);
+			(void)MHD_add_response_header(resp, "Vary", "Origin");
+			return;
+		}
+}
+
 /* Queue body (taken: freed here) with status and content type. */
 static enum MHD_Result
 wrk_send(struct wrk_req *rq, struct MHD_Connection *conn, unsigned status,
-    const char *ctype, char *body, const char *allow)
+    const char *ctype, char *body, const char *allow, const char *retry_after)
 {
 	struct MHD_Response *resp;
 	enum MHD_Result r;
@@ -123,10 +136,20 @@ wrk_send(struct wrk_req *rq, struct MHD_Connection *conn, unsigned status,
 	}
 	(void)MHD_add_response_header(resp, "Content-Type", ctype);
 	if (strncmp(rq->url, "/v1/", 4) == 0)
-		(void)MHD_add_response_header(
-		    resp, "Access-Control-Allow-Origin", "*");
+		wrk_cors(rq->w, conn, resp);
 	if (allow != NULL)
 		(void)MHD_add_response_header(resp, "Allow", allow);
+	if (allow != NULL && status == 204) { /* a CORS preflight */
+		(void)MHD_add_response_header(
+		    resp, "Access-Control-Allow-Methods", allow);
+		(void)MHD_add_response_header(resp,
+		    "Access-Control-Allow-Headers",
+		    "Authorization, Content-Type");
+		(void)MHD_add_response_header(
+		    resp, "Access-Control-Max-Age", "86400");
+	}
+	if (retry_after != NULL)
+		(void)MHD_add_response_header(resp, "Retry-After", retry_after);
 	if (rq->w->draining)
 		(void)MHD_add_response_header(resp, "Connection", "close");
 	rq->status = status;
@@ -135,30 +158,26 @@ wrk_send(struct wrk_req *rq, struct MHD_Connection *conn, unsigned status,
 	return r;
 }
 
-static enum MHD_Result
-wrk_json(struct wrk_req *rq, struct MHD_Connection *conn, unsigned status,
-    char *body)
+int
+wrk_send_json(struct wrk_req *rq, struct MHD_Connection *conn, unsigned status,
+    char *body, const char *retry_after)
 {
-	return wrk_send(rq, conn, status, "application/json", body, NULL);
+	return wrk_send(
+	    rq, conn, status, "application/json", body, NULL, retry_after);
 }
 
-static enum MHD_Result wrk_error(struct wrk_req *rq,
-    struct MHD_Connection *conn, unsigned status, const char *param,
-    const char *code, const char *fmt, ...)
-    __attribute__((format(printf, 6, 7)));
-
-static enum MHD_Result
-wrk_error(struct wrk_req *rq, struct MHD_Connection *conn, unsigned status,
+int
+wrk_send_error(struct wrk_req *rq, struct MHD_Connection *conn, unsigned status,
     const char *param, const char *code, const char *fmt, ...)
 {
-	char msg[512];
+	char msg[768];
 	va_list ap;
 
 	va_start(ap, fmt);
 	(void)vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	return wrk_json(rq, conn, status,
-	    oai_error(msg, oai_error_type(status), param, code));
+	return wrk_send_json(rq, conn, status,
+	    oai_error(msg, oai_error_type(status), param, code), NULL);
 }
 
 /* Bearer key against server.api_keys, in constant time. */
@@ -231,7 +250,8 @@ wrk_metrics(struct wrk_req *rq, struct MHD_Connection *conn)
 	        &tok_table_lock(s->tok)->recovered));
 	if (n < 0)
 		return MHD_NO;
-	return wrk_send(rq, conn, 200, "text/plain; version=0.0.4", buf, NULL);
+	return wrk_send(
+	    rq, conn, 200, "text/plain; version=0.0.4", buf, NULL, NULL);
 }
 
 static enum MHD_Result
@@ -244,68 +264,11 @@ wrk_models(struct wrk_req *rq, struct MHD_Connection *conn, const char *id)
 
 	s = oai_models(rq->w->cfg, has_any, has_super, id);
 	if (s == NULL && id != NULL)
-		return wrk_error(rq, conn, 404, "model", "model_not_found",
+		return wrk_send_error(rq, conn, 404, "model", "model_not_found",
 		    "The model '%.100s' does not exist or has no token in its "
 		    "pool; GET /v1/models lists the available ones",
 		    id);
-	return wrk_json(rq, conn, 200, s);
-}
-
-/* XXX: #3 replaces this with the grok.com request path. */
-static enum MHD_Result
-wrk_chat(struct wrk_req *rq, struct MHD_Connection *conn)
-{
-	const struct cfg *c = rq->w->cfg;
-	json_error_t jerr;
-	json_t *root, *v;
-	enum MHD_Result r;
-	const char *model;
-
-	atomic_fetch_add_explicit(&rq->w->me->c.chat, 1, memory_order_relaxed);
-	root = json_loadb(rq->body != NULL ? rq->body : "", rq->len, 0, &jerr);
-	if (root == NULL)
-		return wrk_error(rq, conn, 400, NULL, "invalid_json",
-		    "The request body is not valid JSON (line %d, column "
-		    "%d): %s",
-		    jerr.line, jerr.column, jerr.text);
-	if (!json_is_object(root)) {
-		r = wrk_error(rq, conn, 400, NULL, "invalid_type",
-		    "The request body must be a JSON object");
-		goto out;
-	}
-	v = json_object_get(root, "model");
-	if (!json_is_string(v) || json_string_length(v) == 0) {
-		r = wrk_error(rq, conn, 400, "model",
-		    v == NULL ? "missing_required_parameter" : "invalid_type",
-		    "'model' must be a non-empty string");
-		goto out;
-	}
-	model = json_string_value(v);
-	v = json_object_get(root, "messages");
-	if (!json_is_array(v) || json_array_size(v) == 0) {
-		r = wrk_error(rq, conn, 400, "messages",
-		    v == NULL ? "missing_required_parameter" : "invalid_type",
-		    "'messages' must be a non-empty array");
-		goto out;
-	}
-	if (!c->grok_enabled) {
-		r = wrk_error(rq, conn, 404, "model", "model_not_found",
-		    "Model not available: the grok project is disabled "
-		    "(projects.grok.enabled)");
-		goto out;
-	}
-	if (cfg_model_find(c, model) == NULL) {
-		r = wrk_error(rq, conn, 404, "model", "model_not_found",
-		    "The model '%.100s' does not exist; GET /v1/models lists "
-		    "the available ones",
-		    model);
-		goto out;
-	}
-	r = wrk_error(rq, conn, 503, NULL, "not_implemented",
-	    "Chat completions are not implemented yet in this build");
-out:
-	json_decref(root);
-	return r;
+	return wrk_send_json(rq, conn, 200, s, NULL);
 }
 
 static enum MHD_Result
@@ -317,24 +280,25 @@ wrk_dispatch(
 
 	if (strcmp(method, "OPTIONS") == 0 && strncmp(rq->url, "/v1/", 4) == 0)
 		return wrk_send(rq, conn, 204, "text/plain", strdup(""),
-		    "GET, POST, OPTIONS");
+		    "GET, POST, OPTIONS", NULL);
 	if (def == NULL)
-		return wrk_error(rq, conn, 404, NULL, "not_found",
+		return wrk_send_error(rq, conn, 404, NULL, "not_found",
 		    "No route for %.200s %.200s", method, rq->url);
 	if (!wrk_method_ok(def->methods, method))
 		return wrk_send(rq, conn, 405, "application/json",
 		    oai_error("Method not allowed", "invalid_request_error",
 		        NULL, "method_not_allowed"),
-		    def->methods);
+		    def->methods, NULL);
 	if (def->route != WRK_RT_HEALTHZ &&
 	    !wrk_authorized(rq->w, conn, &missing))
-		return wrk_error(rq, conn, 401, NULL, "invalid_api_key",
+		return wrk_send_error(rq, conn, 401, NULL, "invalid_api_key",
 		    missing ? "Missing API key: send 'Authorization: Bearer "
 		              "<key>' with one of server.api_keys"
 		            : "Incorrect API key provided");
 	switch (def->route) {
 	case WRK_RT_HEALTHZ:
-		return wrk_json(rq, conn, 200, strdup("{\"status\":\"ok\"}"));
+		return wrk_send_json(
+		    rq, conn, 200, strdup("{\"status\":\"ok\"}"), NULL);
 	case WRK_RT_METRICS:
 		return wrk_metrics(rq, conn);
 	case WRK_RT_MODELS:
@@ -342,7 +306,8 @@ wrk_dispatch(
 	case WRK_RT_MODEL:
 		return wrk_models(rq, conn, rq->url + strlen(def->path));
 	case WRK_RT_CHAT:
-		return wrk_chat(rq, conn);
+		return (enum MHD_Result)wrk_chat_start(
+		    rq->w, rq, conn, rq->body, rq->len);
 	case WRK_RT_NONE:
 		break;
 	}
@@ -392,7 +357,7 @@ wrk_access(void *cls, struct MHD_Connection *conn, const char *url,
 		if (cl != NULL &&
 		    (util_parse_i64(cl, 0, INT64_MAX, &clen) != 0 ||
 		        (uint64_t)clen > w->cfg->max_body_bytes))
-			return wrk_error(rq, conn, 413, NULL,
+			return wrk_send_error(rq, conn, 413, NULL,
 			    "request_too_large",
 			    "The request body is larger than "
 			    "server.max_body_bytes (%llu bytes)",
@@ -400,6 +365,8 @@ wrk_access(void *cls, struct MHD_Connection *conn, const char *url,
 		return MHD_YES;
 	}
 	CHECK_OBJ(rq, WRK_REQ_MAGIC);
+	if (rq->chat != NULL) /* called again after a resume */
+		return (enum MHD_Result)wrk_chat_resumed(rq->chat, conn);
 	if (rq->status != 0) {
 		/* Answered already (413): throw the rest away. */
 		*upload_data_size = 0;
@@ -410,7 +377,7 @@ wrk_access(void *cls, struct MHD_Connection *conn, const char *url,
 
 		if (rq->len + n > w->cfg->max_body_bytes) {
 			*upload_data_size = 0;
-			return wrk_error(rq, conn, 413, NULL,
+			return wrk_send_error(rq, conn, 413, NULL,
 			    "request_too_large",
 			    "The request body is larger than "
 			    "server.max_body_bytes (%llu bytes)",
@@ -449,6 +416,9 @@ wrk_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
 	if (rq == NULL)
 		return;
 	CHECK_OBJ(rq, WRK_REQ_MAGIC);
+	if (rq->chat != NULL)
+		wrk_chat_free(w, rq->chat);
+	rq->chat = NULL;
 	wrk_count(w, rq->status);
 	atomic_fetch_sub_explicit(&w->me->c.active, 1, memory_order_relaxed);
 	if (rq->conn != NULL)
@@ -537,8 +507,12 @@ wrk_http_drain(struct wrk *w)
 void
 wrk_http_stop(struct wrk *w)
 {
-	if (w->mhd != NULL)
-		MHD_stop_daemon(w->mhd);
+	if (w->mhd == NULL)
+		return;
+	/* MHD must not stop with a connection suspended: wake them all. */
+	wrk_chat_abort_all(w);
+	(void)MHD_run(w->mhd);
+	MHD_stop_daemon(w->mhd);
 	w->mhd = NULL;
 }
 

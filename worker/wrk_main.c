@@ -1,10 +1,13 @@
 /*
- * The worker's life (see wrk.h): start MHD, loop on epoll until told to
- * stop, drain gracefully on SIGQUIT. Runs only in worker processes.
+ * The worker's life (see wrk.h): start MHD and the curl multi handle,
+ * loop on epoll until told to stop, drain gracefully on SIGQUIT. Runs
+ * only in worker processes. Globals: none; the one struct wrk is static
+ * in wrk_main so callbacks can reach it through their arguments.
  */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
@@ -18,26 +21,48 @@
 #include "util.h"
 #include "wrk.h"
 
-#define WRK_EV_MHD   1
-#define WRK_EV_SIG   2
-#define WRK_EV_TIMER 3
-
-static int
-wrk_ep_add(struct wrk *w, int fd, uint64_t tag)
+int
+wrk_ev_add(struct wrk *w, struct wrk_ev *ev, uint32_t events)
 {
-	struct epoll_event ev;
+	struct epoll_event e;
 
-	memset(&ev, 0, sizeof(ev));
-	ev.events = EPOLLIN;
-	ev.data.u64 = tag;
-	return epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) == 0 ? 0 : WP_ESYS;
+	memset(&e, 0, sizeof(e));
+	e.events = events;
+	e.data.ptr = ev;
+	if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, ev->fd, &e) != 0)
+		return WP_ESYS;
+	ev->added = true;
+	return 0;
+}
+
+int
+wrk_ev_mod(struct wrk *w, struct wrk_ev *ev, uint32_t events)
+{
+	struct epoll_event e;
+
+	if (!ev->added)
+		return wrk_ev_add(w, ev, events);
+	memset(&e, 0, sizeof(e));
+	e.events = events;
+	e.data.ptr = ev;
+	return epoll_ctl(w->epfd, EPOLL_CTL_MOD, ev->fd, &e) == 0 ? 0 : WP_ESYS;
+}
+
+void
+wrk_ev_del(struct wrk *w, struct wrk_ev *ev)
+{
+	if (ev->added)
+		(void)epoll_ctl(w->epfd, EPOLL_CTL_DEL, ev->fd, NULL);
+	ev->added = false; /* a closed fd has left the set already */
 }
 
 static void
-wrk_on_signals(struct wrk *w)
+wrk_on_signals(struct wrk *w, struct wrk_ev *ev, uint32_t events)
 {
 	struct signalfd_siginfo si;
 
+	(void)ev;
+	(void)events;
 	while (read(w->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
 		switch (si.ssi_signo) {
 		case SIGTERM:
@@ -65,12 +90,34 @@ wrk_on_signals(struct wrk *w)
 	}
 }
 
+static void
+wrk_on_tick(struct wrk *w, struct wrk_ev *ev, uint32_t events)
+{
+	uint64_t ticks;
+
+	(void)events;
+	/* Only the wake-up matters, not how many were missed. */
+	if (read(ev->fd, &ticks, sizeof(ticks)) < 0)
+		ticks = 0;
+	wrk_chat_tick(w);
+	wrk_proxy_refresh(w, false);
+}
+
+static void
+wrk_on_mhd(struct wrk *w, struct wrk_ev *ev, uint32_t events)
+{
+	(void)w;
+	(void)ev;
+	(void)events; /* MHD_run below does the work */
+}
+
 static int
 wrk_loop(struct wrk *w)
 {
-	struct epoll_event evs[64];
+	struct epoll_event evs[256];
 	MHD_UNSIGNED_LONG_LONG mhd_to;
-	uint64_t ticks;
+	struct wrk_ev *ev;
+	int64_t now;
 	int i, n, timeout;
 
 	while (!w->stop) {
@@ -78,25 +125,30 @@ wrk_loop(struct wrk *w)
 		if (MHD_get_timeout(w->mhd, &mhd_to) == MHD_YES &&
 		    mhd_to < (MHD_UNSIGNED_LONG_LONG)timeout)
 			timeout = (int)mhd_to;
+		if (w->next_due_ms != 0) {
+			now = util_mono_ms();
+			if (w->next_due_ms - now < timeout)
+				timeout = w->next_due_ms <= now
+				    ? 0
+				    : (int)(w->next_due_ms - now);
+		}
 		n = epoll_wait(w->epfd, evs, (int)ARRAY_LEN(evs), timeout);
 		if (n < 0 && errno != EINTR) {
 			log_err("epoll_wait");
 			return 1;
 		}
 		for (i = 0; i < n; i++) {
-			switch (evs[i].data.u64) {
-			case WRK_EV_SIG:
-				wrk_on_signals(w);
-				break;
-			case WRK_EV_TIMER:
-				/* Only the wake-up matters, not the count. */
-				if (read(w->tfd, &ticks, sizeof(ticks)) < 0)
-					ticks = 0;
-				break;
-			default:
-				break;
-			}
+			ev = evs[i].data.ptr;
+			if (ev->fn != NULL)
+				ev->fn(w, ev, evs[i].events);
 		}
+		/* Events freed during the batch could still have been in it. */
+		while ((ev = w->dead) != NULL) {
+			w->dead = ev->next_dead;
+			free(ev);
+		}
+		if (w->next_due_ms != 0 && w->next_due_ms <= util_mono_ms())
+			wrk_chat_run_due(w);
 		atomic_store_explicit(
 		    &w->me->heartbeat_ms, util_mono_ms(), memory_order_relaxed);
 		(void)MHD_run(w->mhd); /* errors are per connection */
@@ -108,11 +160,43 @@ wrk_loop(struct wrk *w)
 	return 0;
 }
 
+static int
+wrk_setup(struct wrk *w)
+{
+	struct itimerspec its;
+
+	if ((w->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0)
+		return WP_ESYS;
+	w->ev_sig.fd = w->sigfd;
+	w->ev_sig.fn = wrk_on_signals;
+	w->ev_tick.fn = wrk_on_tick;
+	w->ev_tick.fd =
+	    timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (w->ev_tick.fd < 0)
+		return WP_ESYS;
+	memset(&its, 0, sizeof(its));
+	its.it_interval.tv_sec = its.it_value.tv_sec = 1;
+	if (timerfd_settime(w->ev_tick.fd, 0, &its, NULL) != 0 ||
+	    wrk_ev_add(w, &w->ev_sig, EPOLLIN) != 0 ||
+	    wrk_ev_add(w, &w->ev_tick, EPOLLIN) != 0)
+		return WP_ESYS;
+	if (wrk_up_init(w) != 0)
+		return WP_ESYS;
+	if (wrk_http_start(w) != 0) {
+		(void)snprintf(w->me->note, sizeof(w->me->note),
+		    "cannot start the HTTP server");
+		return WP_ESYS;
+	}
+	w->ev_mhd.fn = wrk_on_mhd;
+	w->ev_mhd.fd =
+	    MHD_get_daemon_info(w->mhd, MHD_DAEMON_INFO_EPOLL_FD)->epoll_fd;
+	return wrk_ev_add(w, &w->ev_mhd, EPOLLIN);
+}
+
 int
 wrk_main(struct shm *shm, const struct cfg *cfg, int pslot, int lfd, int sigfd)
 {
 	static struct wrk w; /* one per process, reachable from callbacks */
-	struct itimerspec its;
 	int rc = 1;
 
 	memset(&w, 0, sizeof(w));
@@ -122,30 +206,9 @@ wrk_main(struct shm *shm, const struct cfg *cfg, int pslot, int lfd, int sigfd)
 	w.me = shm_proc(shm, (uint32_t)pslot);
 	w.lfd = lfd;
 	w.sigfd = sigfd;
-	w.epfd = w.tfd = -1;
+	w.epfd = w.ev_tick.fd = w.ev_curl_timer.fd = -1;
 	log_setlevel((enum log_level)cfg->log_level);
-	if ((w.epfd = epoll_create1(EPOLL_CLOEXEC)) < 0 ||
-	    (w.tfd = timerfd_create(
-	         CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC)) < 0) {
-		log_err("worker setup");
-		goto out;
-	}
-	memset(&its, 0, sizeof(its));
-	its.it_interval.tv_sec = its.it_value.tv_sec = 1;
-	if (timerfd_settime(w.tfd, 0, &its, NULL) != 0 ||
-	    wrk_ep_add(&w, w.sigfd, WRK_EV_SIG) != 0 ||
-	    wrk_ep_add(&w, w.tfd, WRK_EV_TIMER) != 0) {
-		log_err("worker setup");
-		goto out;
-	}
-	if (wrk_http_start(&w) != 0) {
-		(void)snprintf(w.me->note, sizeof(w.me->note),
-		    "cannot start the HTTP server");
-		goto out;
-	}
-	if (wrk_ep_add(&w,
-	        MHD_get_daemon_info(w.mhd, MHD_DAEMON_INFO_EPOLL_FD)->epoll_fd,
-	        WRK_EV_MHD) != 0) {
+	if (wrk_setup(&w) != 0) {
 		log_err("worker setup");
 		goto out;
 	}
@@ -154,8 +217,9 @@ wrk_main(struct shm *shm, const struct cfg *cfg, int pslot, int lfd, int sigfd)
 	rc = wrk_loop(&w);
 out:
 	atomic_store(&w.me->state, SHM_PS_EXITED);
-	wrk_http_stop(&w);
-	close_fd(&w.tfd);
+	wrk_http_stop(&w); /* completes (and frees) every request first */
+	wrk_up_fini(&w);
+	close_fd(&w.ev_tick.fd);
 	close_fd(&w.epfd);
 	return rc;
 }
