@@ -191,3 +191,69 @@ export function run(args, input) {
 export function bearer(key) { return { authorization: `Bearer ${key}` }; }
 
 export { sleep, execFileSync };
+
+// Start the fake grok.com (build/fakegrok) on a free port. Resolves
+// { url, port, proc, stop(), requests(query), tokens(), reset() }.
+export async function startFake(args = []) {
+	const proc = spawn(FAKE, ['-l', '127.0.0.1:0', ...args],
+		{ stdio: ['ignore', 'pipe', 'pipe'] });
+	let out = '';
+	proc.stdout.on('data', (b) => { out += b.toString(); });
+	proc.stderr.on('data', (b) => { out += b.toString(); });
+	const t0 = Date.now();
+	let m;
+	while (!(m = out.match(/listening 127\.0\.0\.1:(\d+)/))) {
+		if (proc.exitCode !== null) throw new Error(`fakegrok exited:\n${out}`);
+		if (Date.now() - t0 > 5000) throw new Error(`fakegrok not ready:\n${out}`);
+		await sleep(10);
+	}
+	const port = Number(m[1]);
+	const url = `http://127.0.0.1:${port}`;
+	const exited = new Promise((resolve) => proc.on('exit', resolve));
+	return {
+		url, port, proc,
+		log: () => out,
+		async requests(query = '') {
+			return (await request(`${url}/__fake/requests${query}`)).json;
+		},
+		async tokens() { return (await request(`${url}/__fake/tokens`)).json; },
+		async stats() { return (await request(`${url}/__fake/stats`)).json; },
+		async reset() { await request(`${url}/__fake/reset`, { method: 'POST' }); },
+		async stop() {
+			if (proc.exitCode === null) proc.kill('SIGTERM');
+			await exited;
+		},
+	};
+}
+
+// webproxyd in front of a fake: grok.upstream_url and assets_url point
+// at it. opts as for startDaemon.
+export async function startWithFake(opts = {}, fakeArgs = []) {
+	const fake = await startFake(fakeArgs);
+	const d = await startDaemon({ ...opts,
+		grok: { upstream_url: fake.url, assets_url: fake.url, ...(opts.grok || {}) } });
+	d.fake = fake;
+	const stop = d.stop.bind(d);
+	d.stop = async (sig) => { const r = await stop(sig); await fake.stop(); return r; };
+	return d;
+}
+
+// POST a chat completion; resolves the raw response.
+export function chat(d, body, headers = {}) {
+	return request(d.url('/v1/chat/completions'), { method: 'POST',
+		headers: { 'content-type': 'application/json', ...headers },
+		body: JSON.stringify(body) });
+}
+
+// The data: payloads of an SSE body, parsed ("[DONE]" kept as a string).
+export function sseEvents(text) {
+	const out = [];
+	for (const block of text.split('\n\n')) {
+		for (const line of block.split('\n')) {
+			if (!line.startsWith('data: ')) continue;
+			const p = line.slice(6);
+			out.push(p === '[DONE]' ? p : JSON.parse(p));
+		}
+	}
+	return out;
+}
