@@ -86,6 +86,8 @@ shm_create(struct shm *s, uint32_t tok_cap)
 	h->tok_size = tok_table_size(tok_cap);
 	s->hdr = h;
 	s->size = total;
+	if ((rc = lock_init(&h->admin.lock)) != 0)
+		goto out;
 	if ((rc = tok_table_init((char *)p + tok_off, tok_cap, &s->tok)) != 0)
 		goto out;
 	p = MAP_FAILED; /* s owns it now */

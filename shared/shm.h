@@ -25,7 +25,7 @@
 #include "tok.h"
 
 #define SHM_MAGIC       0x5750524f58594400ULL /* "WPROXYD\0" */
-#define SHM_ABI_VERSION 2
+#define SHM_ABI_VERSION 3
 #define SHM_PROCS       160 /* old and new workers during a reload, janitor */
 #define SHM_NOTE_MAX    256
 
@@ -76,6 +76,39 @@ struct shm_proxy {
 	char url[CFG_STR_MAX];
 };
 
+/* Admin panel sessions and login throttling (worker/wrk_admin.c). */
+#define SHM_SESS_MAX  256
+#define SHM_LOGIN_MAX 256
+
+struct shm_sess {
+	uint8_t id_hash[32]; /* of the cookie value; the value is not kept */
+	int64_t created_ms;  /* wall clock */
+	int64_t expires_ms;  /* wall clock; 0 = free slot */
+};
+
+struct shm_login {
+	uint8_t addr[16]; /* client address (IPv4 mapped into IPv6) */
+	uint32_t fails;   /* in the current window */
+	uint32_t pad;
+	int64_t window_start_ms;
+	int64_t blocked_until_ms;
+};
+
+struct shm_admin {
+	struct lock lock; /* guards sess and login; copy-only sections */
+	struct shm_sess sess[SHM_SESS_MAX];
+	struct shm_login login[SHM_LOGIN_MAX];
+};
+
+/* The media cache as the janitor last measured it (worker/wrk_media.c). */
+struct shm_cache {
+	_Atomic uint64_t bytes[2]; /* [0] image, [1] video */
+	_Atomic uint64_t files[2];
+	_Atomic uint64_t swept;        /* files the janitor deleted */
+	_Atomic uint64_t clear_req[2]; /* bumped to ask for a clear */
+	_Atomic uint64_t clear_done[2];
+};
+
 struct shm_cfg_slot {
 	uint64_t gen;
 	struct cfg cfg;
@@ -96,6 +129,8 @@ struct shm_hdr {
 	_Atomic uint64_t respawns;
 	struct shm_counters retired; /* of process slots since reused */
 	struct shm_proxy proxy;
+	struct shm_cache cache;
+	struct shm_admin admin;
 	uint64_t cfg_off[2];
 	uint64_t proc_off;
 	uint64_t tok_off;

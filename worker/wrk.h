@@ -125,7 +125,18 @@ void wrk_chat_run_due(struct wrk *w);
 /* Stopping: end every chat so MHD may stop (no connection suspended). */
 void wrk_chat_abort_all(struct wrk *w);
 
-/* wrk_http.c helpers shared with wrk_chat.c. */
+/* wrk_admin.c: the panel at /projects/grok and its JSON API at /api/. */
+int wrk_admin_static(
+    struct wrk_req *rq, struct MHD_Connection *conn, const char *method);
+int wrk_admin_api(
+    struct wrk_req *rq, struct MHD_Connection *conn, const char *method);
+
+/* wrk_media.c: /images/{image,video}/<file>, /v1/images/generations. */
+int wrk_media_serve(
+    struct wrk_req *rq, struct MHD_Connection *conn, const char *method);
+int wrk_media_generate(struct wrk_req *rq, struct MHD_Connection *conn);
+
+/* wrk_http.c helpers shared with the routes' files. */
 struct wrk_req {
 	unsigned magic;
 	struct wrk *w;
@@ -136,6 +147,14 @@ struct wrk_req {
 	size_t len, cap;
 	unsigned status;
 	struct wrk_chat *chat; /* a chat in progress, owned here */
+	/*
+	 * Other routes that suspend the connection (admin, media) park
+	 * their state here: on_resume answers when MHD calls again after
+	 * MHD_resume_connection; on_free runs at completion.
+	 */
+	void *ext;
+	int (*on_resume)(struct wrk_req *rq, struct MHD_Connection *conn);
+	void (*on_free)(struct wrk_req *rq);
 };
 #define WRK_REQ_MAGIC 0x52455131u
 

@@ -30,6 +30,10 @@ enum wrk_route {
 	WRK_RT_MODELS,
 	WRK_RT_MODEL,
 	WRK_RT_CHAT,
+	WRK_RT_IMAGES,
+	WRK_RT_MEDIA,
+	WRK_RT_PANEL,
+	WRK_RT_ADMIN,
 };
 
 static const struct wrk_route_def {
@@ -43,7 +47,20 @@ static const struct wrk_route_def {
 	{ "/v1/models", false, "GET", WRK_RT_MODELS },
 	{ "/v1/models/", true, "GET", WRK_RT_MODEL },
 	{ "/v1/chat/completions", false, "POST", WRK_RT_CHAT },
+	{ "/v1/images/generations", false, "POST", WRK_RT_IMAGES },
+	{ "/images/", true, "GET, HEAD", WRK_RT_MEDIA },
+	{ "/projects/grok", false, "GET, HEAD", WRK_RT_PANEL },
+	{ "/projects/grok/", true, "GET, HEAD", WRK_RT_PANEL },
+	{ "/api/", true, "GET, POST, PATCH, DELETE", WRK_RT_ADMIN },
 };
+
+/* Routes that answer without an API key: health, media, the panel. */
+static bool
+wrk_route_public(enum wrk_route r)
+{
+	return r == WRK_RT_HEALTHZ || r == WRK_RT_MEDIA || r == WRK_RT_PANEL ||
+	    r == WRK_RT_ADMIN;
+}
 
 static const struct wrk_route_def *
 wrk_route_find(const char *url)
@@ -289,7 +306,7 @@ wrk_dispatch(
 		    oai_error("Method not allowed", "invalid_request_error",
 		        NULL, "method_not_allowed"),
 		    def->methods, NULL);
-	if (def->route != WRK_RT_HEALTHZ &&
+	if (!wrk_route_public(def->route) &&
 	    !wrk_authorized(rq->w, conn, &missing))
 		return wrk_send_error(rq, conn, 401, NULL, "invalid_api_key",
 		    missing ? "Missing API key: send 'Authorization: Bearer "
@@ -308,6 +325,14 @@ wrk_dispatch(
 	case WRK_RT_CHAT:
 		return (enum MHD_Result)wrk_chat_start(
 		    rq->w, rq, conn, rq->body, rq->len);
+	case WRK_RT_IMAGES:
+		return (enum MHD_Result)wrk_media_generate(rq, conn);
+	case WRK_RT_MEDIA:
+		return (enum MHD_Result)wrk_media_serve(rq, conn, method);
+	case WRK_RT_PANEL:
+		return (enum MHD_Result)wrk_admin_static(rq, conn, method);
+	case WRK_RT_ADMIN:
+		return (enum MHD_Result)wrk_admin_api(rq, conn, method);
 	case WRK_RT_NONE:
 		break;
 	}
@@ -367,6 +392,8 @@ wrk_access(void *cls, struct MHD_Connection *conn, const char *url,
 	CHECK_OBJ(rq, WRK_REQ_MAGIC);
 	if (rq->chat != NULL) /* called again after a resume */
 		return (enum MHD_Result)wrk_chat_resumed(rq->chat, conn);
+	if (rq->on_resume != NULL)
+		return (enum MHD_Result)rq->on_resume(rq, conn);
 	if (rq->status != 0) {
 		/* Answered already (413): throw the rest away. */
 		*upload_data_size = 0;
@@ -419,6 +446,8 @@ wrk_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
 	if (rq->chat != NULL)
 		wrk_chat_free(w, rq->chat);
 	rq->chat = NULL;
+	if (rq->on_free != NULL)
+		rq->on_free(rq);
 	wrk_count(w, rq->status);
 	atomic_fetch_sub_explicit(&w->me->c.active, 1, memory_order_relaxed);
 	if (rq->conn != NULL)
