@@ -130,7 +130,7 @@ struct cfg_cylog {
 
 static cfg_chk_fn cfg_chk_none, cfg_chk_hostport, cfg_chk_http_url,
     cfg_chk_proxy_url, cfg_chk_argon2, cfg_chk_log_level, cfg_chk_image_mode,
-    cfg_chk_pool, cfg_chk_reasoning;
+    cfg_chk_pool, cfg_chk_reasoning, cfg_chk_cidr;
 
 /*
  * The libcyaml side: one struct per section, a char * per scalar (NULL when
@@ -267,6 +267,8 @@ static const cyaml_config_t cfg_cy_quiet = {
 /* The key descriptors, from the same rows. */
 #define CFG_CNT_api_keys           n_api_keys
 #define CFG_CNT_retry_status_codes n_retry_codes
+#define CFG_CNT_trusted_proxies    n_trusted_proxies
+#define CFG_CNT_image_fetch_allow  n_image_fetch_allow
 #define CFG_CNT_models             n_models
 
 #define CFG_LIST_ELEM(st, m)       sizeof(((st *)NULL)->m[0])
@@ -452,6 +454,19 @@ cfg_chk_argon2(const char *s, int64_t *val, char *why, size_t len)
 	(void)snprintf(why, len,
 	    "expected an argon2id hash ($argon2id$...) from "
 	    "webproxyd --hash-password");
+	return WP_EPARSE;
+}
+
+static int
+cfg_chk_cidr(const char *s, int64_t *val, char *why, size_t len)
+{
+	struct util_cidr c;
+
+	(void)val;
+	if (util_cidr_parse(s, &c) == 0)
+		return 0;
+	(void)snprintf(
+	    why, len, "\"%.64s\" is not an address or address/bits range", s);
 	return WP_EPARSE;
 }
 

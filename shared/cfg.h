@@ -21,6 +21,8 @@
 #define CFG_MODELS      32  /* model table entries, built-in included */
 #define CFG_NAME_MAX    64  /* model names */
 #define CFG_ERR_MAX     512 /* one error message */
+#define CFG_CIDRS       16  /* entries of an address-range list */
+#define CFG_CIDR_MAX    64  /* one "addr/bits" */
 
 enum cfg_image_mode { CFG_IMAGE_URL, CFG_IMAGE_BASE64 };
 
@@ -63,6 +65,8 @@ struct cfg {
 	int32_t drain_timeout;      /* seconds a stopping worker may take */
 	uint64_t max_body_bytes;
 	char cors_origins[CFG_STR_MAX]; /* "*" or comma separated origins */
+	uint32_t n_trusted_proxies;     /* whose X-Forwarded-* we believe */
+	char trusted_proxies[CFG_CIDRS][CFG_CIDR_MAX];
 
 	/* projects: */
 	uint8_t grok_enabled;
@@ -94,7 +98,10 @@ struct cfg {
 	uint32_t max_tokens;                   /* token table capacity */
 	int32_t reasoning_format;              /* enum cfg_reasoning */
 	char statsig_prefix[64];               /* of generated x-statsig-id */
-	char statsig_signer_url[CFG_STR_MAX];  /* external signer, or "" */
+	char statsig_signer_url[CFG_STR_MAX];
+	uint32_t n_image_fetch_allow; /* private ranges image_url may reach */
+	char image_fetch_allow[CFG_CIDRS]
+	                      [CFG_CIDR_MAX]; /* external signer, or "" */
 
 	/* The model table: built-in defaults, then config overrides. */
 	uint32_t n_models;

@@ -71,7 +71,10 @@
 	X(max_body_bytes, INT, max_body_bytes, "20971520", 1024, 1073741824, \
 	    none, RELOAD, "largest request body accepted")                   \
 	X(cors_origins, STR, cors_origins, "*", 1, CFG_STR_MAX - 1, none,    \
-	    RELOAD, "origins browsers may call /v1/* from; * = any")
+	    RELOAD, "origins browsers may call /v1/* from; * = any")         \
+	X(trusted_proxies, STRLIST, trusted_proxies, "", 1,                  \
+	    CFG_CIDR_MAX - 1, cidr, RELOAD,                                  \
+	    "proxies whose X-Forwarded-Proto/Host are believed")
 
 /* projects: grok: */
 #define CFG_KEYS_PROJECTS_GROK(X)                                            \
@@ -133,6 +136,9 @@
 	X(statsig_signer_url, STR, statsig_signer_url, "", 0,                \
 	    CFG_STR_MAX - 1, http_url, RELOAD,                               \
 	    "external x-statsig-id signer; empty = none")                    \
+	X(image_fetch_allow, STRLIST, image_fetch_allow, "", 1,              \
+	    CFG_CIDR_MAX - 1, cidr, RELOAD,                                  \
+	    "private address ranges image_url downloads may reach")          \
 	X(models, MODELS, models, "", 0, CFG_MODELS, none, RELOAD,           \
 	    "model table entries that override or add to the built-ins")
 

@@ -1,8 +1,10 @@
 /*
  * Small helpers for every process (see util.h). No state.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -156,4 +158,56 @@ util_split_hostport(const char *s, char *host, size_t hostlen, uint16_t *port)
 	host[hl] = '\0';
 	*port = (uint16_t)p;
 	return 0;
+}
+
+int
+util_addr_parse(const char *s, uint8_t addr[16])
+{
+	struct in_addr a4;
+
+	if (inet_pton(AF_INET6, s, addr) == 1)
+		return 0;
+	if (inet_pton(AF_INET, s, &a4) != 1)
+		return WP_EINVAL;
+	memset(addr, 0, 10);
+	addr[10] = addr[11] = 0xff;
+	memcpy(addr + 12, &a4, 4);
+	return 0;
+}
+
+int
+util_cidr_parse(const char *s, struct util_cidr *c)
+{
+	char host[64];
+	const char *slash = strchr(s, '/');
+	size_t n = slash != NULL ? (size_t)(slash - s) : strlen(s);
+	int64_t bits;
+	bool v4;
+
+	if (n == 0 || n >= sizeof(host))
+		return WP_EINVAL;
+	memcpy(host, s, n);
+	host[n] = '\0';
+	if (util_addr_parse(host, c->addr) != 0)
+		return WP_EINVAL;
+	v4 = strchr(host, ':') == NULL;
+	if (slash == NULL)
+		bits = v4 ? 32 : 128;
+	else if (util_parse_i64(slash + 1, 0, v4 ? 32 : 128, &bits) != 0)
+		return WP_EINVAL;
+	c->bits = (unsigned)bits + (v4 ? 96u : 0u);
+	return 0;
+}
+
+int
+util_cidr_match(const struct util_cidr *c, const uint8_t addr[16])
+{
+	unsigned full = c->bits / 8, rest = c->bits % 8;
+
+	if (memcmp(c->addr, addr, full) != 0)
+		return 0;
+	if (rest == 0)
+		return 1;
+	return ((c->addr[full] ^ addr[full]) & (0xff << (8 - rest)) & 0xff) ==
+	    0;
 }

@@ -47,6 +47,19 @@ int util_ct_streq(const char *a, size_t alen, const char *b, size_t blen);
 /* Write all of buf to fd, retrying on EINTR. Returns 0 or WP_ESYS. */
 int util_write_all(int fd, const void *buf, size_t len);
 
+/* An address range: IPv4 is kept mapped into IPv6 (::ffff:a.b.c.d). */
+struct util_cidr {
+	uint8_t addr[16];
+	unsigned bits; /* prefix length over the 128 bits */
+};
+
+/* Parse "10.0.0.0/8", "::1", "127.0.0.1". Returns 0 or WP_EINVAL. */
+int util_cidr_parse(const char *s, struct util_cidr *c);
+/* Whether addr (16 bytes, IPv4 mapped) lies in c. */
+int util_cidr_match(const struct util_cidr *c, const uint8_t addr[16]);
+/* A numeric address (v4 or v6) into 16 bytes. Returns 0 or WP_EINVAL. */
+int util_addr_parse(const char *s, uint8_t addr[16]);
+
 /* Parse "host:port" (IPv4, [IPv6] or name; port 0 allowed) into parts. */
 int util_split_hostport(
     const char *s, char *host, size_t hostlen, uint16_t *port);
