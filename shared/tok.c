@@ -852,11 +852,25 @@ out:
 	return rc;
 }
 
+/* Take row (in use, found at hash slot) out of the table. Locked. */
+static void
+tok_drop(struct tok_table *t, uint32_t slot, uint32_t row)
+{
+	struct tok_row *r = tok_row(t, row);
+
+	tok_unplace(t, row);
+	tok_hash_delete(t, slot);
+	r->in_use = 0;
+	tok_count_add(t, r->type, -1);
+	explicit_bzero(r->token, sizeof(r->token)); /* a secret */
+	r->next_free = t->free_head;
+	t->free_head = row;
+}
+
 int
 tok_remove(struct tok_table *t, const char *token)
 {
-	struct tok_row *r;
-	uint32_t slot, row;
+	uint32_t slot;
 	int rc;
 
 	if ((rc = tok_begin(t)) != 0)
@@ -865,15 +879,7 @@ tok_remove(struct tok_table *t, const char *token)
 		rc = WP_ENOENT;
 		goto out;
 	}
-	row = tok_slots(t)[slot].row1 - 1;
-	r = tok_row(t, row);
-	tok_unplace(t, row);
-	tok_hash_delete(t, slot);
-	r->in_use = 0;
-	tok_count_add(t, r->type, -1);
-	explicit_bzero(r->token, sizeof(r->token)); /* a secret */
-	r->next_free = t->free_head;
-	t->free_head = row;
+	tok_drop(t, slot, tok_slots(t)[slot].row1 - 1);
 out:
 	tok_end(t, rc == 0);
 	return rc;
@@ -971,6 +977,129 @@ tok_set(struct tok_table *t, uint32_t row, uint32_t row_gen,
 out:
 	tok_end(t, rc == 0);
 	return rc;
+}
+
+/* Check what tok_edit takes from e. Outside the lock. */
+static int
+tok_edit_check(const struct tok_edit *e)
+{
+	uint32_t i;
+
+	if (e->set_status && e->status != TOK_ST_ACTIVE &&
+	    e->status != TOK_ST_DISABLED)
+		return WP_EINVAL;
+	if (e->set_note && !tok_str_ok(e->note, sizeof(e->note)))
+		return WP_EINVAL;
+	if (!e->set_tags)
+		return 0;
+	if (e->ntags > TOK_TAGS_MAX)
+		return WP_EINVAL;
+	for (i = 0; i < e->ntags; i++)
+		if (!tok_str_ok(e->tags[i], sizeof(e->tags[i])))
+			return WP_EINVAL;
+	return 0;
+}
+
+int
+tok_edit(struct tok_table *t, uint32_t row, uint32_t row_gen,
+    const struct tok_edit *e)
+{
+	struct tok_row *r;
+	uint32_t i;
+	int rc;
+
+	if ((rc = tok_edit_check(e)) != 0)
+		return rc;
+	if ((rc = tok_begin(t)) != 0)
+		return rc;
+	if ((r = tok_row_get(t, row, row_gen)) == NULL) {
+		rc = WP_ENOENT;
+		goto out;
+	}
+	if (e->set_note)
+		memcpy(r->note, e->note, strlen(e->note) + 1);
+	if (e->set_tags) {
+		r->ntags = e->ntags;
+		for (i = 0; i < e->ntags; i++)
+			memcpy(r->tags[i], e->tags[i], strlen(e->tags[i]) + 1);
+	}
+	if (e->set_status && e->status == TOK_ST_DISABLED) {
+		r->status = TOK_ST_DISABLED;
+	} else if (e->set_status && !tok_live(r)) {
+		r->status = TOK_ST_ACTIVE;
+		r->fail401 = 0; /* a fresh start: three more 401s to expire */
+	}
+	tok_settle(r);
+	tok_place(t, row);
+out:
+	tok_end(t, rc == 0);
+	return rc;
+}
+
+int
+tok_remove_row(struct tok_table *t, uint32_t row, uint32_t row_gen)
+{
+	struct tok_row *r;
+	uint32_t slot;
+	int rc;
+
+	if ((rc = tok_begin(t)) != 0)
+		return rc;
+	if ((r = tok_row_get(t, row, row_gen)) == NULL ||
+	    (slot = tok_hash_find(t, r->token, r->hash)) == TOK_NONE) {
+		rc = WP_ENOENT;
+		goto out;
+	}
+	tok_drop(t, slot, row);
+out:
+	tok_end(t, rc == 0);
+	return rc;
+}
+
+/* Rows walked per hold of the lock in tok_table_stats. */
+#define TOK_STATS_BATCH 256
+
+static void
+tok_stats_row(const struct tok_row *r, struct tok_stats *st)
+{
+	st->by_status[r->type][r->status]++;
+	st->inflight += r->inflight;
+	if (!tok_live(r))
+		return;
+	if (r->remaining < 0)
+		st->unknown[r->type]++;
+	else if (r->remaining == 0)
+		st->exhausted[r->type]++;
+	else
+		st->remaining[r->type] += (uint64_t)r->remaining;
+	if (r->type != TOK_SUPER)
+		return;
+	if (r->heavy_remaining < 0)
+		st->heavy_unknown++;
+	else
+		st->heavy_remaining += (uint64_t)r->heavy_remaining;
+}
+
+int
+tok_table_stats(struct tok_table *t, struct tok_stats *st)
+{
+	uint32_t i = 0, end;
+	int rc;
+
+	memset(st, 0, sizeof(*st));
+	for (;;) {
+		if ((rc = tok_rlock(t)) != 0)
+			return rc;
+		end =
+		    t->hwm - i > TOK_STATS_BATCH ? i + TOK_STATS_BATCH : t->hwm;
+		for (; i < end; i++)
+			if (tok_row(t, i)->in_use)
+				tok_stats_row(tok_row(t, i), st);
+		end = t->hwm;
+		lock_give(&t->lock);
+		if (i >= end)
+			return 0;
+	}
 }
 
 /* Cooldowns that ended by now: back to active, exhausted fields unknown. */

@@ -137,6 +137,50 @@ int tok_set(struct tok_table *t, uint32_t row, uint32_t row_gen,
     const struct tok_info *ti);
 
 /*
+ * What the admin panel may change of a row, each part only when its flag
+ * is set: tags and note replace the row's; status takes TOK_ST_ACTIVE or
+ * TOK_ST_DISABLED. Enabling a disabled or expired token makes it active
+ * again (its 401 streak forgotten, its quota state kept, so an exhausted
+ * one goes on cooling); enabling a cooling one changes nothing.
+ */
+struct tok_edit {
+	bool set_tags, set_note, set_status;
+	uint8_t status; /* enum tok_status */
+	uint32_t ntags;
+	char tags[TOK_TAGS_MAX][TOK_TAG_MAX + 1];
+	char note[TOK_NOTE_MAX + 1];
+};
+
+/*
+ * Apply e to a row in one critical section, so counters that a request
+ * updates meanwhile are never overwritten (tok_get + tok_set could).
+ * Returns 0, WP_ENOENT (free row or wrong generation) or WP_EINVAL (an
+ * unterminated string, too many tags, a status other than the two).
+ */
+int tok_edit(struct tok_table *t, uint32_t row, uint32_t row_gen,
+    const struct tok_edit *e);
+/* Remove by row and generation. Returns 0 or WP_ENOENT. */
+int tok_remove_row(struct tok_table *t, uint32_t row, uint32_t row_gen);
+
+/* Counts over the whole table, for statistics. */
+struct tok_stats {
+	uint32_t by_status[TOK_NTYPES][TOK_NSTATUS];
+	uint32_t unknown[TOK_NTYPES];   /* remainingQueries -1 (live rows) */
+	uint32_t exhausted[TOK_NTYPES]; /* remainingQueries 0 (live rows) */
+	uint64_t remaining[TOK_NTYPES]; /* sum of the known ones > 0 */
+	uint32_t heavy_unknown;         /* super, live, heavy -1 */
+	uint64_t heavy_remaining;       /* super, live, sum of known > 0 */
+	uint32_t inflight;              /* requests using a token now */
+};
+
+/*
+ * Fill st by walking every row, O(n). The lock is given back every few
+ * hundred rows so picks are never held up for long; the counts are then
+ * a near-snapshot, which is all statistics need. Returns 0 or WP_ELOCK.
+ */
+int tok_table_stats(struct tok_table *t, struct tok_stats *st);
+
+/*
  * Pick the best token for a model of the given pool at time now_ms
  * (cooling tokens whose time is up come back first). On success fills
  * lease, counts it in flight and returns 0. Otherwise WP_ENOTOKEN (no

@@ -597,6 +597,133 @@ TEST(t_set)
 	tbl_free(&b);
 }
 
+/* The admin panel's edits: one section, counters kept, status rules. */
+TEST(t_edit)
+{
+	struct tbl b;
+	struct tok_table *t = tbl_new(&b, 8);
+	struct tok_lease l;
+	struct tok_edit e;
+	struct tok_info ti;
+	int64_t retry;
+	int i;
+
+	add(t, "A", TOK_NORMAL, 5, -1);
+	ti = get(t, "A");
+	memset(&e, 0, sizeof(e));
+	e.set_tags = e.set_note = true;
+	e.ntags = 1;
+	(void)util_strlcpy(e.tags[0], "vip", sizeof(e.tags[0]));
+	(void)util_strlcpy(e.note, "from the panel", sizeof(e.note));
+	EXPECT_INT_EQ(tok_edit(t, ti.row, ti.row_gen, &e), 0);
+	/* A request charged in between: tok_edit must not undo it. */
+	EXPECT_INT_EQ(
+	    tok_pick(t, CFG_POOL_NORMAL, T0, UINT32_MAX, &l, &retry), 0);
+	EXPECT_INT_EQ(tok_charge(t, &l, 1, T0), 0);
+	e.set_tags = false;
+	(void)util_strlcpy(e.note, "again", sizeof(e.note));
+	EXPECT_INT_EQ(tok_edit(t, ti.row, ti.row_gen, &e), 0);
+	ti = get(t, "A");
+	EXPECT_INT_EQ(ti.remaining, 4);
+	EXPECT_INT_EQ(ti.inflight, 1);
+	EXPECT_INT_EQ(ti.ntags, 1);
+	EXPECT_STR_EQ(ti.tags[0], "vip");
+	EXPECT_STR_EQ(ti.note, "again");
+	tok_release(t, &l);
+
+	/* Disabled: never picked; enabled: back. */
+	memset(&e, 0, sizeof(e));
+	e.set_status = true;
+	e.status = TOK_ST_DISABLED;
+	EXPECT_INT_EQ(tok_edit(t, ti.row, ti.row_gen, &e), 0);
+	EXPECT_STR_EQ(pick_at(t, CFG_POOL_NORMAL, T0, UINT32_MAX, NULL), "");
+	e.status = TOK_ST_ACTIVE;
+	EXPECT_INT_EQ(tok_edit(t, ti.row, ti.row_gen, &e), 0);
+	EXPECT_STR_EQ(pick_at(t, CFG_POOL_NORMAL, T0, UINT32_MAX, NULL), "A");
+
+	/* Expired by 401s, then enabled: three more 401s to expire again. */
+	for (i = 0; i < TOK_FAIL_EXPIRE; i++)
+		(void)tok_fail(t, ti.row, ti.row_gen, 401, "401", T0);
+	EXPECT_INT_EQ(get(t, "A").status, TOK_ST_EXPIRED);
+	EXPECT_INT_EQ(tok_edit(t, ti.row, ti.row_gen, &e), 0);
+	EXPECT_INT_EQ(get(t, "A").status, TOK_ST_ACTIVE);
+	(void)tok_fail(t, ti.row, ti.row_gen, 401, "401", T0);
+	EXPECT_INT_EQ(get(t, "A").status, TOK_ST_ACTIVE);
+
+	/* Enabling a cooling token leaves it cooling. */
+	(void)tok_cool(t, ti.row, ti.row_gen, T0 + 60000, "429", T0);
+	EXPECT_INT_EQ(tok_edit(t, ti.row, ti.row_gen, &e), 0);
+	EXPECT_INT_EQ(get(t, "A").status, TOK_ST_COOLING);
+
+	/* Bad input and stale ids. */
+	e.status = TOK_ST_EXPIRED;
+	EXPECT_INT_EQ(tok_edit(t, ti.row, ti.row_gen, &e), WP_EINVAL);
+	memset(&e, 0, sizeof(e));
+	e.set_tags = true;
+	e.ntags = TOK_TAGS_MAX + 1;
+	EXPECT_INT_EQ(tok_edit(t, ti.row, ti.row_gen, &e), WP_EINVAL);
+	e.ntags = 0;
+	EXPECT_INT_EQ(tok_edit(t, ti.row, ti.row_gen + 1, &e), WP_ENOENT);
+	EXPECT_INT_EQ(tok_table_check(t), 0);
+	tbl_free(&b);
+}
+
+TEST(t_remove_row)
+{
+	struct tbl b;
+	struct tok_table *t = tbl_new(&b, 4);
+	uint32_t row, gen, row2;
+
+	row = add(t, "A", TOK_NORMAL, -1, -1);
+	gen = gen_of(t, "A");
+	EXPECT_INT_EQ(tok_remove_row(t, row, gen + 1), WP_ENOENT);
+	EXPECT_INT_EQ(tok_remove_row(t, row, gen), 0);
+	EXPECT_INT_EQ(tok_table_count(t), 0);
+	EXPECT_INT_EQ(tok_remove_row(t, row, gen), WP_ENOENT);
+	/* The row is reused with a new generation: the old id stays dead. */
+	row2 = add(t, "B", TOK_SUPER, -1, -1);
+	EXPECT_INT_EQ(row2, row);
+	EXPECT_INT_EQ(tok_remove_row(t, row, gen), WP_ENOENT);
+	EXPECT_INT_EQ(tok_table_count(t), 1);
+	EXPECT_INT_EQ(tok_remove_row(t, 1000, 1), WP_ENOENT);
+	EXPECT_INT_EQ(tok_table_check(t), 0);
+	tbl_free(&b);
+}
+
+TEST(t_stats)
+{
+	struct tbl b;
+	struct tok_table *t = tbl_new(&b, 1000);
+	struct tok_stats st;
+	struct tok_info ti;
+	char name[16];
+	unsigned i;
+
+	/* More rows than one batch, so the walk gives the lock back. */
+	for (i = 0; i < 600; i++) {
+		(void)snprintf(name, sizeof(name), "n%u", i);
+		add(t, name, TOK_NORMAL, i % 3 == 0 ? -1 : 10, -1);
+	}
+	add(t, "S1", TOK_SUPER, 7, 2);
+	add(t, "S2", TOK_SUPER, 0, 0); /* both spent: cooling */
+	ti = get(t, "n1");
+	(void)tok_fail(t, ti.row, ti.row_gen, 401, "x", T0);
+	(void)tok_fail(t, ti.row, ti.row_gen, 401, "x", T0);
+	(void)tok_fail(t, ti.row, ti.row_gen, 401, "x", T0);
+	EXPECT_INT_EQ(tok_table_stats(t, &st), 0);
+	EXPECT_INT_EQ(st.by_status[TOK_NORMAL][TOK_ST_ACTIVE], 599);
+	EXPECT_INT_EQ(st.by_status[TOK_NORMAL][TOK_ST_EXPIRED], 1);
+	EXPECT_INT_EQ(st.by_status[TOK_SUPER][TOK_ST_ACTIVE], 1);
+	EXPECT_INT_EQ(st.by_status[TOK_SUPER][TOK_ST_COOLING], 1);
+	EXPECT_INT_EQ(st.unknown[TOK_NORMAL], 200);
+	EXPECT_INT_EQ(st.remaining[TOK_NORMAL], 399 * 10);
+	EXPECT_INT_EQ(st.remaining[TOK_SUPER], 7);
+	EXPECT_INT_EQ(st.exhausted[TOK_SUPER], 1);
+	EXPECT_INT_EQ(st.heavy_remaining, 2);
+	EXPECT_INT_EQ(st.heavy_unknown, 0);
+	tbl_free(&b);
+}
+
 /* Random operations; every invariant holds after each. */
 TEST(t_random)
 {
@@ -748,6 +875,9 @@ main(void)
 	RUN(t_fail_expire);
 	RUN(t_full);
 	RUN(t_set);
+	RUN(t_edit);
+	RUN(t_remove_row);
+	RUN(t_stats);
 	RUN(t_random);
 	RUN(t_scale);
 	TH_DONE();
