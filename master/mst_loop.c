@@ -357,6 +357,7 @@ mst_reload(struct mst *m)
 		m->ws[n].respawn_ms = 0;
 		m->ws[n].quick_dies = 0;
 	}
+	shm_wake_janitor(&m->shm); /* a limit may have come down */
 	log_notice("reload: generation %llu, %u workers",
 	    (unsigned long long)m->gen, m->nworkers);
 done:

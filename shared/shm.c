@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -54,6 +55,7 @@ shm_create(struct shm *s, uint32_t tok_cap)
 	int fd = -1, rc;
 
 	memset(s, 0, sizeof(*s));
+	s->wake_fd = -1;
 	shm_layout(tok_cap, &cfg_off, &proc_off, &tok_off, &total);
 	(void)snprintf(name, sizeof(name), "/webproxyd.%d", (int)getpid());
 	(void)shm_unlink(name); /* a leftover of a dead namesake */
@@ -86,6 +88,11 @@ shm_create(struct shm *s, uint32_t tok_cap)
 	h->tok_size = tok_table_size(tok_cap);
 	s->hdr = h;
 	s->size = total;
+	s->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (s->wake_fd < 0) {
+		rc = WP_ESYS;
+		goto out;
+	}
 	if ((rc = lock_init(&h->admin.lock)) != 0)
 		goto out;
 	if ((rc = tok_table_init((char *)p + tok_off, tok_cap, &s->tok)) != 0)
@@ -95,7 +102,9 @@ shm_create(struct shm *s, uint32_t tok_cap)
 out:
 	if (rc != 0 && s->hdr != NULL) {
 		(void)munmap(s->hdr, total);
+		close_fd(&s->wake_fd);
 		memset(s, 0, sizeof(*s));
+		s->wake_fd = -1;
 	}
 	close_fd(&fd);
 	return rc;
@@ -106,7 +115,19 @@ shm_destroy(struct shm *s)
 {
 	if (s->hdr != NULL)
 		(void)munmap(s->hdr, s->size); /* at exit: nothing to do */
+	close_fd(&s->wake_fd);
 	memset(s, 0, sizeof(*s));
+	s->wake_fd = -1;
+}
+
+void
+shm_wake_janitor(const struct shm *s)
+{
+	uint64_t one = 1;
+
+	/* A full counter still wakes it: nothing to do on failure. */
+	if (s->wake_fd >= 0 && write(s->wake_fd, &one, sizeof(one)) < 0)
+		return;
 }
 
 int
@@ -176,6 +197,7 @@ static void
 shm_retire(struct shm *s, struct shm_proc *p)
 {
 	struct shm_counters *r = &s->hdr->retired;
+	unsigned i;
 
 #define SHM_MOVE(f)                                                            \
 	atomic_fetch_add_explicit(&r->f,                                       \
@@ -186,6 +208,8 @@ shm_retire(struct shm *s, struct shm_proc *p)
 	SHM_MOVE(errors_5xx);
 	SHM_MOVE(chat);
 	SHM_MOVE(upstream_errors);
+	for (i = 0; i < SHM_STATUS_N; i++)
+		SHM_MOVE(by_status[i]);
 #undef SHM_MOVE
 }
 
@@ -213,6 +237,7 @@ shm_totals(const struct shm *s, struct shm_totals *sum)
 {
 	const struct shm_proc *p;
 	uint32_t i;
+	unsigned k;
 
 	memset(sum, 0, sizeof(*sum));
 	for (i = 0; i <= SHM_PROCS; i++) {
@@ -227,6 +252,8 @@ shm_totals(const struct shm *s, struct shm_totals *sum)
 		SHM_ADD(chat);
 		SHM_ADD(upstream_errors);
 		SHM_ADD(active);
+		for (k = 0; k < SHM_STATUS_N; k++)
+			SHM_ADD(by_status[k]);
 #undef SHM_ADD
 		if (i == SHM_PROCS)
 			break;

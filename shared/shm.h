@@ -25,7 +25,7 @@
 #include "tok.h"
 
 #define SHM_MAGIC       0x5750524f58594400ULL /* "WPROXYD\0" */
-#define SHM_ABI_VERSION 3
+#define SHM_ABI_VERSION 4
 #define SHM_PROCS       160 /* old and new workers during a reload, janitor */
 #define SHM_NOTE_MAX    256
 
@@ -42,6 +42,9 @@ enum shm_pstate {
 };
 extern const char *const shm_pstate_name[];
 
+#define SHM_STATUS_MIN 400
+#define SHM_STATUS_N   200 /* statuses counted: 400..599 */
+
 /* Counters a process owns and only it writes (relaxed atomics). */
 struct shm_counters {
 	_Atomic uint64_t requests;        /* HTTP requests answered */
@@ -50,6 +53,8 @@ struct shm_counters {
 	_Atomic uint64_t chat;            /* chat completions started */
 	_Atomic uint64_t upstream_errors; /* upstream failures seen */
 	_Atomic uint64_t active;          /* requests in flight now */
+	/* Client errors and failures by HTTP status, 400..599. */
+	_Atomic uint64_t by_status[SHM_STATUS_N];
 };
 
 struct shm_proc {
@@ -109,6 +114,23 @@ struct shm_cache {
 	_Atomic uint64_t clear_done[2];
 };
 
+/*
+ * Requests per public model name, for /api/stats and /metrics. Keyed by
+ * name, not by index, because a reload may reorder the model table. A
+ * slot is claimed once (state 0 -> 1 by CAS, name written, then 2) and
+ * never freed; readers skip slots not yet at 2. Any worker adds to the
+ * counters (relaxed atomics). See worker/adm_stats.c.
+ */
+#define SHM_MODEL_SLOTS 64
+
+struct shm_model_stat {
+	_Atomic uint32_t state; /* 0 free, 1 being named, 2 named */
+	uint32_t pad;
+	char name[CFG_NAME_MAX];
+	_Atomic uint64_t requests; /* answered */
+	_Atomic uint64_t errors;   /* answered with a status >= 400 */
+};
+
 struct shm_cfg_slot {
 	uint64_t gen;
 	struct cfg cfg;
@@ -131,6 +153,7 @@ struct shm_hdr {
 	struct shm_proxy proxy;
 	struct shm_cache cache;
 	struct shm_admin admin;
+	struct shm_model_stat models[SHM_MODEL_SLOTS];
 	uint64_t cfg_off[2];
 	uint64_t proc_off;
 	uint64_t tok_off;
@@ -141,6 +164,7 @@ struct shm {
 	struct shm_hdr *hdr; /* the mapping starts here */
 	size_t size;
 	struct tok_table *tok;
+	int wake_fd; /* eventfd: a worker wakes the janitor (inherited) */
 };
 
 /*
@@ -148,6 +172,8 @@ struct shm {
  * Returns 0 or WP_ESYS / WP_ENOMEM. Master only, before forking.
  */
 int shm_create(struct shm *s, uint32_t tok_cap);
+/* Wake the janitor (after a download, a clear request or a reload). */
+void shm_wake_janitor(const struct shm *s);
 /* Unmap (master at exit; children never). */
 void shm_destroy(struct shm *s);
 /* Check magic, version and sizes of a mapping. Returns 0 or WP_EVERSION. */
@@ -165,6 +191,7 @@ int shm_proc_alloc(struct shm *s);
 struct shm_totals {
 	uint64_t requests, errors_4xx, errors_5xx, chat, upstream_errors,
 	    active;
+	uint64_t by_status[SHM_STATUS_N];
 	uint32_t workers; /* live worker processes */
 };
 

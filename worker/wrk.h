@@ -22,6 +22,7 @@ struct MHD_Daemon;
 struct wrk;
 struct wrk_ev;
 struct wrk_chat;
+struct adm_job;
 
 /* A file descriptor in the worker's epoll set, and what to do when ready. */
 typedef void wrk_ev_fn(struct wrk *w, struct wrk_ev *ev, uint32_t events);
@@ -73,6 +74,7 @@ struct wrk {
 	struct wrk_conn *conns; /* open client connections */
 	struct wrk_chat *chats; /* chat requests in progress */
 	int64_t next_due_ms;    /* earliest retry wait, 0 = none */
+	struct adm_job *adm_jobs; /* admin requests waiting (wrk_admin.c) */
 };
 
 /* A client connection, tracked to close idle ones when draining. */
@@ -114,6 +116,9 @@ struct wrk_req;
 /* Validate body and start; queues an error itself when it cannot start. */
 int wrk_chat_start(struct wrk *w, struct wrk_req *rq,
     struct MHD_Connection *conn, const char *body, size_t len);
+/* POST /v1/images/generations: an image chat, answered the images way. */
+int wrk_chat_images(
+    struct wrk *w, struct wrk_req *rq, struct MHD_Connection *conn);
 /* MHD called the access handler again after a resume: answer now. */
 int wrk_chat_resumed(struct wrk_chat *c, struct MHD_Connection *conn);
 /* The request ended (MHD's completion): stop everything, free c. */
@@ -130,6 +135,17 @@ int wrk_admin_static(
     struct wrk_req *rq, struct MHD_Connection *conn, const char *method);
 int wrk_admin_api(
     struct wrk_req *rq, struct MHD_Connection *conn, const char *method);
+/* Stopping: answer every admin request still waiting (nothing suspended). */
+void wrk_admin_abort_all(struct wrk *w);
+/* GET /metrics (adm_stats.c): Prometheus text. */
+int wrk_admin_metrics(struct wrk_req *rq, struct MHD_Connection *conn);
+/*
+ * The statistics slot of the "model" named in a request body (a cheap
+ * scan, no parse): 1 + its index in shm's model table, or 0 for none.
+ */
+uint32_t wrk_admin_model_slot(struct wrk *w, const char *body, size_t len);
+/* A request ended with status: count it by status and by model slot. */
+void wrk_admin_count(struct wrk *w, uint32_t model_slot, unsigned status);
 
 /* wrk_media.c: /images/{image,video}/<file>, /v1/images/generations. */
 int wrk_media_serve(
@@ -155,6 +171,7 @@ struct wrk_req {
 	void *ext;
 	int (*on_resume)(struct wrk_req *rq, struct MHD_Connection *conn);
 	void (*on_free)(struct wrk_req *rq);
+	uint32_t model_slot; /* wrk_admin_model_slot() of the body, 0 = none */
 };
 #define WRK_REQ_MAGIC 0x52455131u
 

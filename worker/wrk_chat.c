@@ -13,19 +13,23 @@
  * freed only in MHD's completion callback. Worker only; one thread.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/epoll.h>
+#include <unistd.h>
 
 #include <jansson.h>
 #include <microhttpd.h>
+#include <sodium.h>
 
 #include "buf.h"
 #include "err.h"
 #include "grok.h"
 #include "log.h"
+#include "media.h"
 #include "oai.h"
 #include "oai_out.h"
 #include "tok.h"
@@ -35,7 +39,8 @@
 #define CHAT_MAGIC         0x43484154u
 #define CHAT_RL_MAGIC      0x43524c31u
 #define CHAT_SSE_MAX       (1u << 20)  /* client this far behind: dropped */
-#define CHAT_ANSWER_MAX    (8u << 20)  /* a non-stream answer */
+#define CHAT_ANSWER_MAX    (64u << 20) /* a non-stream answer: base64 images */
+#define CHAT_MEDIA_MAX     8           /* images in; images or videos out */
 #define CHAT_LINE_MAX      (4u << 20)  /* one upstream NDJSON object */
 #define CHAT_ERRBODY_MAX   8192        /* what we keep of a failed answer */
 #define CHAT_MSG_MAX       (16u << 20) /* the flattened history */
@@ -100,6 +105,32 @@ struct wrk_chat {
 	char retry_after[24];
 	int64_t t_start_ms, t_up_ms, t_out_ms;
 	struct wrk_ev watch; /* the client's fd while suspended */
+
+	/* Media: input images, generated images and videos. */
+	char base_url[CFG_STR_MAX]; /* of the links we hand out */
+	size_t nin;                 /* input images */
+	struct chat_in {
+		char *src;
+		struct buf bytes;
+		char mime[32];
+		char *file_id, *file_uri;
+	} in[CHAT_MEDIA_MAX];
+	bool uploaded;    /* for the token now leased */
+	char *post_id;    /* the media post of a video request */
+	unsigned pending; /* media ops running */
+	struct media_op *ops[2 * CHAT_MEDIA_MAX];
+	size_t nout;
+	struct chat_out {
+		char *path; /* upstream asset path */
+		enum media_kind kind;
+		char name[48]; /* cache file; "" when the download failed */
+	} out_media[CHAT_MEDIA_MAX];
+	int img_progress[CHAT_MEDIA_MAX], video_progress;
+	bool media_started;
+	/* POST /v1/images/generations */
+	bool images_api;
+	unsigned images_n;
+	bool images_b64;
 };
 
 /* A quota refresh after an answer: /rest/rate-limits for one token. */
@@ -114,6 +145,12 @@ struct chat_rl {
 };
 
 static void chat_attempt(struct wrk_chat *c);
+static void chat_send(struct wrk_chat *c);
+static void chat_prep(struct wrk_chat *c);
+static void chat_finish(struct wrk_chat *c);
+static bool chat_media_start(struct wrk_chat *c);
+static void chat_media_emit(struct wrk_chat *c);
+static void chat_images_answer(struct wrk_chat *c);
 static void chat_wake(struct wrk_chat *c);
 
 static const char *
@@ -448,9 +485,51 @@ chat_search(struct wrk_chat *c, const struct grok_ev *ev)
 }
 
 static int
+chat_out_add(struct wrk_chat *c, const char *path, enum media_kind kind)
+{
+	size_t i;
+
+	for (i = 0; i < c->nout; i++) /* the same asset said twice */
+		if (strcmp(c->out_media[i].path, path) == 0)
+			return 0;
+	if ((c->out_media[c->nout].path = strdup(path)) == NULL)
+		return WP_ENOMEM;
+	c->out_media[c->nout].kind = kind;
+	c->out_media[c->nout].name[0] = '\0';
+	c->nout++;
+	return 0;
+}
+
+/* Progress of an image or video, shown inside the reasoning. */
+static int
+chat_progress(struct wrk_chat *c, const struct grok_ev *ev)
+{
+	int *last = ev->kind == GROK_EV_VIDEO_PROGRESS ? &c->video_progress
+	    : ev->index >= 0 && ev->index < CHAT_MEDIA_MAX
+	    ? &c->img_progress[ev->index]
+	    : NULL;
+	char line[96];
+	int n;
+
+	if (last == NULL || ev->progress <= *last)
+		return 0;
+	*last = ev->progress;
+	if (ev->kind == GROK_EV_VIDEO_PROGRESS)
+		n = snprintf(line, sizeof(line), "Generating video: %d%%\n",
+		    ev->progress);
+	else
+		n = snprintf(line, sizeof(line), "Generating image %d: %d%%\n",
+		    ev->index + 1, ev->progress);
+	if (n <= 0 || (size_t)n >= sizeof(line))
+		return 0;
+	return chat_text(c, line, (size_t)n, true);
+}
+
+static int
 chat_on_event(void *arg, const struct grok_ev *ev)
 {
 	struct wrk_chat *c = arg;
+	size_t i;
 
 	CHECK_OBJ(c, CHAT_MAGIC);
 	switch (ev->kind) {
@@ -482,10 +561,19 @@ chat_on_event(void *arg, const struct grok_ev *ev)
 		c->fail = CHAT_F_INBAND;
 		return 1; /* stop: handled when the transfer ends */
 	case GROK_EV_IMAGE_PROGRESS:
-	case GROK_EV_IMAGES:
 	case GROK_EV_VIDEO_PROGRESS:
+		return chat_progress(c, ev);
+	case GROK_EV_IMAGES:
+		for (i = 0; i < ev->nurls && c->nout < CHAT_MEDIA_MAX; i++)
+			if (chat_out_add(c, ev->urls[i], MEDIA_IMAGE) != 0)
+				return 1;
+		chat_commit(c);
+		return 0;
 	case GROK_EV_VIDEO:
-		/* XXX: #4 turns these into cached media links. */
+		if (c->nout < CHAT_MEDIA_MAX &&
+		    chat_out_add(c, ev->url, MEDIA_VIDEO) != 0)
+			return 1;
+		chat_commit(c);
 		return 0;
 	}
 	return 0;
@@ -685,8 +773,16 @@ chat_finish(struct wrk_chat *c)
 {
 	char *body;
 
+	if (c->nout > 0 && !c->media_started && chat_media_start(c))
+		return; /* the last download calls again */
+	if (c->images_api) {
+		chat_images_answer(c);
+		return;
+	}
 	if (c->final_text != NULL && !c->saw_text)
 		(void)chat_text(c, c->final_text, strlen(c->final_text), false);
+	if (c->nout > 0)
+		chat_media_emit(c);
 	if (oai_out_finish(&c->out, c->cut ? "length" : "stop", &c->sse) != 0) {
 		chat_answer_error(c, 502, "internal_error",
 		    "the answer could not be encoded");
@@ -744,6 +840,355 @@ chat_done(struct wrk *w, struct wrk_xfer *x, CURLcode rc)
 	chat_release(c);
 }
 
+/* ---- media: images in, images and videos out ----------------------------- */
+
+static void
+chat_cancel_ops(struct wrk_chat *c)
+{
+	size_t i;
+
+	for (i = 0; i < ARRAY_LEN(c->ops); i++) {
+		media_cancel(c->w, c->ops[i]);
+		c->ops[i] = NULL;
+	}
+	c->pending = 0;
+}
+
+/* A step of the input pipeline failed: tell the client which image. */
+static void
+chat_prep_failed(struct wrk_chat *c, const struct media_res *res)
+{
+	chat_cancel_ops(c);
+	if (res->rc == WP_EINVAL || res->rc == WP_ETOOBIG)
+		chat_answer_error(c, 400, "invalid_image", "%s", res->err);
+	else
+		chat_answer_error(c, 502, "upstream_error", "%s", res->err);
+	chat_release(c);
+}
+
+static void
+chat_posted(struct wrk *w, void *arg, int idx, const struct media_res *res)
+{
+	struct wrk_chat *c = arg;
+
+	(void)w;
+	CHECK_OBJ(c, CHAT_MAGIC);
+	c->ops[idx] = NULL;
+	c->pending--;
+	/* Without a post the video still works from the asset URL. */
+	if (res->rc == 0 && (c->post_id = strdup(res->post_id)) == NULL)
+		res = NULL;
+	if (res != NULL && res->rc != 0)
+		log_info("chat: media post: %s", res->err);
+	c->uploaded = true;
+	chat_send(c);
+}
+
+static void
+chat_uploaded(struct wrk *w, void *arg, int idx, const struct media_res *res)
+{
+	struct wrk_chat *c = arg;
+	struct chat_in *in = &c->in[idx];
+
+	CHECK_OBJ(c, CHAT_MAGIC);
+	c->ops[idx] = NULL;
+	c->pending--;
+	if (res->rc != 0) {
+		chat_prep_failed(c, res);
+		return;
+	}
+	free(in->file_id);
+	free(in->file_uri);
+	in->file_id = strdup(res->file_id);
+	in->file_uri = strdup(res->file_uri != NULL ? res->file_uri : "");
+	if (in->file_id == NULL || in->file_uri == NULL) {
+		chat_cancel_ops(c);
+		chat_answer_error(c, 500, "internal_error", "out of memory");
+		chat_release(c);
+		return;
+	}
+	if (c->pending > 0)
+		return;
+	if (c->model->video && c->nin > 0) {
+		free(c->post_id);
+		c->post_id = NULL;
+		c->pending++;
+		if (media_post_create(w, c->lease.token, c->in[0].file_uri,
+		        chat_posted, c, 0, &c->ops[0]) != 0) {
+			c->pending--;
+			c->uploaded = true;
+			chat_send(c);
+		}
+		return;
+	}
+	c->uploaded = true;
+	chat_send(c);
+}
+
+static void
+chat_upload_all(struct wrk_chat *c)
+{
+	struct media_res res;
+	size_t i;
+
+	for (i = 0; i < c->nin; i++) {
+		c->pending++;
+		if (media_upload(c->w, c->lease.token,
+		        (const unsigned char *)c->in[i].bytes.p,
+		        c->in[i].bytes.len, c->in[i].mime, chat_uploaded, c,
+		        (int)i, &c->ops[i]) != 0) {
+			c->pending--;
+			memset(&res, 0, sizeof(res));
+			res.rc = WP_ESYS;
+			res.err = "cannot start an image upload";
+			chat_prep_failed(c, &res);
+			return;
+		}
+	}
+}
+
+static void
+chat_fetched(struct wrk *w, void *arg, int idx, const struct media_res *res)
+{
+	struct wrk_chat *c = arg;
+	struct chat_in *in = &c->in[idx];
+
+	(void)w;
+	CHECK_OBJ(c, CHAT_MAGIC);
+	c->ops[idx] = NULL;
+	c->pending--;
+	if (res->rc != 0) {
+		chat_prep_failed(c, res);
+		return;
+	}
+	buf_reset(&in->bytes);
+	if (buf_append(&in->bytes, res->bytes, res->len) != 0) {
+		chat_cancel_ops(c);
+		chat_answer_error(
+		    c, 400, "invalid_image", "image %d is too large", idx + 1);
+		chat_release(c);
+		return;
+	}
+	(void)snprintf(in->mime, sizeof(in->mime), "%s", res->mime);
+	if (c->pending == 0 && !c->finished)
+		chat_upload_all(c);
+}
+
+/* Input images: fetched once, uploaded for each token that serves us. */
+static void
+chat_prep(struct wrk_chat *c)
+{
+	struct media_res res;
+	size_t i;
+
+	if (c->in[0].bytes.len > 0) {
+		chat_upload_all(c); /* a retry on another token */
+		return;
+	}
+	/* Count them all first: a data: URI finishes at once. */
+	c->pending = (unsigned)c->nin;
+	for (i = 0; i < c->nin && !c->finished; i++) {
+		if (media_image_get(c->w, c->in[i].src, chat_fetched, c, (int)i,
+		        &c->ops[i]) != 0) {
+			c->pending--;
+			memset(&res, 0, sizeof(res));
+			res.rc = WP_ESYS;
+			res.err = "cannot start an image download";
+			chat_prep_failed(c, &res);
+			return;
+		}
+	}
+}
+
+static void
+chat_downloaded(struct wrk *w, void *arg, int idx, const struct media_res *res)
+{
+	struct wrk_chat *c = arg;
+	struct chat_out *o = &c->out_media[idx];
+
+	(void)w;
+	CHECK_OBJ(c, CHAT_MAGIC);
+	c->ops[CHAT_MEDIA_MAX + idx] = NULL;
+	c->pending--;
+	if (res->rc == 0)
+		(void)snprintf(o->name, sizeof(o->name), "%s", res->name);
+	else
+		log_warnx(
+		    "media: %s; linking the grok.com asset instead", res->err);
+	if (c->pending == 0)
+		chat_finish(c);
+}
+
+/* Start downloading what grok made; false when there is nothing to wait. */
+static bool
+chat_media_start(struct wrk_chat *c)
+{
+	size_t i;
+
+	c->media_started = true;
+	for (i = 0; i < c->nout; i++) {
+		c->pending++;
+		if (media_download(c->w, c->lease.token, c->out_media[i].path,
+		        c->out_media[i].kind, chat_downloaded, c, (int)i,
+		        &c->ops[CHAT_MEDIA_MAX + i]) != 0) {
+			c->pending--;
+			log_warnx("media cache: cannot download an asset; "
+			          "linking the grok.com asset instead");
+		}
+	}
+	return c->pending > 0;
+}
+
+/* A cached file as a data: URI (base64 mode), deleted once read. */
+static int
+chat_data_uri(struct wrk_chat *c, const char *name, struct buf *out)
+{
+	char path[CFG_STR_MAX + 96], dir[CFG_STR_MAX + 32];
+	struct buf raw;
+	char chunk[65536];
+	ssize_t n;
+	size_t enc;
+	int fd, rc = WP_ESYS;
+
+	media_dir(c->w->cfg, MEDIA_IMAGE, dir, sizeof(dir));
+	(void)snprintf(path, sizeof(path), "%s/%s", dir, name);
+	buf_init(&raw, MEDIA_IMAGE_MAX);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		goto out;
+	while ((n = read(fd, chunk, sizeof(chunk))) > 0)
+		if ((rc = buf_append(&raw, chunk, (size_t)n)) != 0)
+			goto out;
+	if (n < 0) {
+		rc = WP_ESYS;
+		goto out;
+	}
+	enc =
+	    sodium_base64_ENCODED_LEN(raw.len, sodium_base64_VARIANT_ORIGINAL);
+	if ((rc = buf_printf(out, "data:%s;base64,", media_mime(name))) != 0 ||
+	    (rc = buf_append(out, "", 0)) != 0)
+		goto out;
+	if (out->len + enc > out->max) {
+		rc = WP_ETOOBIG;
+		goto out;
+	}
+	{
+		char *p = realloc(out->p, out->len + enc + 1);
+
+		if (p == NULL) {
+			rc = WP_ENOMEM;
+			goto out;
+		}
+		out->p = p;
+		out->cap = out->len + enc + 1;
+	}
+	(void)sodium_bin2base64(out->p + out->len, enc,
+	    (const unsigned char *)raw.p, raw.len,
+	    sodium_base64_VARIANT_ORIGINAL);
+	out->len += enc - 1;
+	(void)unlink(path); /* base64 answers keep nothing in the cache */
+	rc = 0;
+out:
+	close_fd(&fd);
+	buf_fini(&raw);
+	return rc;
+}
+
+/* The answer's media, as Markdown image links or video tags. */
+static void
+chat_media_emit(struct wrk_chat *c)
+{
+	const struct cfg *cfg = c->w->cfg;
+	struct buf t;
+	size_t i;
+
+	buf_init(&t, CHAT_ANSWER_MAX);
+	for (i = 0; i < c->nout; i++) {
+		const struct chat_out *o = &c->out_media[i];
+		bool video = o->kind == MEDIA_VIDEO;
+
+		buf_reset(&t);
+		if (o->name[0] == '\0')
+			(void)buf_printf(&t,
+			    video
+			        ? "<video src=\"%s/%s\" controls=\"controls\">"
+			          "</video>\n"
+			        : "![image](%s/%s)\n",
+			    cfg->assets_url, o->path);
+		else if (video)
+			(void)buf_printf(&t,
+			    "<video src=\"%s/images/video/%s\" "
+			    "controls=\"controls\"></video>\n",
+			    c->base_url, o->name);
+		else if (cfg->image_mode == CFG_IMAGE_BASE64) {
+			(void)buf_puts(&t, "![image](");
+			if (chat_data_uri(c, o->name, &t) != 0) {
+				buf_reset(&t);
+				(void)buf_printf(&t,
+				    "![image](%s/images/image/%s", c->base_url,
+				    o->name);
+			}
+			(void)buf_puts(&t, ")\n");
+		} else
+			(void)buf_printf(&t, "![image](%s/images/image/%s)\n",
+			    c->base_url, o->name);
+		if (t.len > 0) {
+			if (c->sse.max < t.len + CHAT_SSE_MAX)
+				c->sse.max = t.len + CHAT_SSE_MAX;
+			(void)chat_text(c, t.p, t.len, false);
+		}
+	}
+	buf_fini(&t);
+}
+
+/* POST /v1/images/generations: the images, in the OpenAI shape. */
+static void
+chat_images_answer(struct wrk_chat *c)
+{
+	json_t *root, *data, *o;
+	struct buf b64;
+	char link[CFG_STR_MAX + 96];
+	size_t i;
+	unsigned n = 0;
+
+	root = json_pack("{s:I, s:[]}", "created",
+	    (json_int_t)(util_now_ms() / 1000), "data");
+	data = json_object_get(root, "data");
+	buf_init(&b64, CHAT_ANSWER_MAX);
+	for (i = 0; root != NULL && i < c->nout && n < c->images_n; i++) {
+		const struct chat_out *m = &c->out_media[i];
+
+		if (m->kind != MEDIA_IMAGE)
+			continue;
+		o = NULL;
+		if (c->images_b64 && m->name[0] != '\0') {
+			buf_reset(&b64);
+			if (chat_data_uri(c, m->name, &b64) == 0)
+				o = json_pack("{s:s}", "b64_json",
+				    strchr(b64.p, ',') + 1);
+		} else {
+			if (m->name[0] != '\0')
+				(void)snprintf(link, sizeof(link),
+				    "%s/images/image/%s", c->base_url, m->name);
+			else
+				(void)snprintf(link, sizeof(link), "%s/%s",
+				    c->w->cfg->assets_url, m->path);
+			o = json_pack("{s:s, s:s}", "url", link,
+			    "revised_prompt", c->message);
+		}
+		if (o != NULL && json_array_append_new(data, o) == 0)
+			n++;
+	}
+	buf_fini(&b64);
+	if (root == NULL || n == 0) {
+		json_decref(root);
+		chat_answer_error(c, 502, "no_image",
+		    "grok.com made no image for this prompt");
+		return;
+	}
+	chat_answer(c, 200, json_dumps(root, JSON_COMPACT));
+	json_decref(root);
+}
+
 /* ---- one attempt -------------------------------------------------------- */
 
 static void
@@ -768,9 +1213,6 @@ static void
 chat_attempt(struct wrk_chat *c)
 {
 	struct wrk *w = c->w;
-	const struct cfg *cfg = w->cfg;
-	struct grok_req_opts o;
-	char url[CFG_STR_MAX + 48], statsig[160], rid[40], proxy[CFG_STR_MAX];
 	int64_t retry_at = 0;
 	/* A retry on another token skips the one that just failed. */
 	uint32_t exclude = c->nretry > 0 ? c->lease.row : UINT32_MAX;
@@ -801,11 +1243,52 @@ chat_attempt(struct wrk_chat *c)
 			return;
 		}
 		c->leased = true;
+		c->uploaded = false; /* file ids belong to one account */
 	}
+	if (c->nin > 0 && !c->uploaded) {
+		chat_prep(c);
+		return;
+	}
+	chat_send(c);
+}
+
+/* Send conversations/new with the leased token (and its uploads). */
+static void
+chat_send(struct wrk_chat *c)
+{
+	struct wrk *w = c->w;
+	const struct cfg *cfg = w->cfg;
+	struct grok_req_opts o;
+	char url[CFG_STR_MAX + 48], statsig[160], rid[40], proxy[CFG_STR_MAX];
+	char ref[CFG_STR_MAX + 600], referer[CFG_STR_MAX + 64];
+	const char *ids[CHAT_MEDIA_MAX];
+	size_t i;
+	bool video = c->model->video && c->nin > 0;
+
 	memset(&o, 0, sizeof(o));
 	o.model = c->model;
 	o.message = c->message;
 	o.temporary = cfg->temporary;
+	for (i = 0; i < c->nin; i++)
+		ids[i] = c->in[i].file_id;
+	o.file_ids = ids;
+	o.nfiles = c->nin;
+	referer[0] = '\0';
+	if (video) {
+		/* The first image becomes a video (reference section 3.2). */
+		o.video = true;
+		o.nfiles = 1;
+		if (c->post_id != NULL) {
+			(void)snprintf(ref, sizeof(ref),
+			    "https://grok.com/imagine/%s", c->post_id);
+			(void)snprintf(referer, sizeof(referer),
+			    "%s/imagine/%s", cfg->upstream_url, c->post_id);
+		} else
+			(void)snprintf(ref, sizeof(ref), "%s/post/%s",
+			    cfg->assets_url,
+			    c->in[0].file_uri ? c->in[0].file_uri : "");
+		o.video_ref = ref;
+	}
 	if ((c->payload = grok_payload(&o)) == NULL) {
 		chat_answer_error(c, errno == EILSEQ ? 400 : 500,
 		    "invalid_request",
@@ -819,8 +1302,8 @@ chat_attempt(struct wrk_chat *c)
 	else
 		(void)util_strlcpy(statsig, cfg->x_statsig_id, sizeof(statsig));
 	grok_request_id(rid);
-	if ((c->hdrs = grok_headers(cfg, c->lease.token, statsig, rid)) ==
-	    NULL) {
+	if ((c->hdrs = grok_headers_ext(cfg, c->lease.token, statsig, rid,
+	         referer[0] ? referer : NULL, NULL)) == NULL) {
 		chat_answer_error(c, 500, "internal_error", "out of memory");
 		return;
 	}
@@ -940,9 +1423,85 @@ chat_reasoning(const struct cfg *cfg, json_t *root, bool *bad)
 	return rf;
 }
 
+/* What /v1/images/generations asks of a chat; n 0 for a plain chat. */
+struct chat_images_opts {
+	unsigned n;
+	bool b64;
+};
+
+static int chat_start(struct wrk *w, struct wrk_req *rq,
+    struct MHD_Connection *conn, const char *body, size_t len,
+    const struct chat_images_opts *img);
+
 int
 wrk_chat_start(struct wrk *w, struct wrk_req *rq, struct MHD_Connection *conn,
     const char *body, size_t len)
+{
+	return chat_start(w, rq, conn, body, len, NULL);
+}
+
+int
+wrk_chat_images(struct wrk *w, struct wrk_req *rq, struct MHD_Connection *conn)
+{
+	struct chat_images_opts img = { 1, false };
+	json_t *root, *v, *chat = NULL;
+	const char *model = "grok-imagine-0.9";
+	json_error_t jerr;
+	char *body = NULL;
+	int r;
+
+	root = json_loadb(rq->body != NULL ? rq->body : "", rq->len, 0, &jerr);
+	if (root == NULL || !json_is_object(root)) {
+		json_decref(root);
+		return wrk_send_error(rq, conn, 400, NULL, "invalid_json",
+		    "The request body must be a JSON object");
+	}
+	v = json_object_get(root, "prompt");
+	if (!json_is_string(v) || json_string_length(v) == 0) {
+		r = wrk_send_error(rq, conn, 400, "prompt", "invalid_type",
+		    "'prompt' must be a non-empty string");
+		goto out;
+	}
+	if ((v = json_object_get(root, "n")) != NULL && !json_is_null(v)) {
+		if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+		    json_integer_value(v) > 4) {
+			r = wrk_send_error(rq, conn, 400, "n", "invalid_value",
+			    "'n' must be an integer from 1 to 4");
+			goto out;
+		}
+		img.n = (unsigned)json_integer_value(v);
+	}
+	v = json_object_get(root, "response_format");
+	if (json_is_string(v) && strcmp(json_string_value(v), "b64_json") == 0)
+		img.b64 = true;
+	else if (v != NULL && !json_is_null(v) &&
+	    !(json_is_string(v) && strcmp(json_string_value(v), "url") == 0)) {
+		r = wrk_send_error(rq, conn, 400, "response_format",
+		    "invalid_value",
+		    "'response_format' must be url or b64_json");
+		goto out;
+	}
+	v = json_object_get(root, "model");
+	if (json_is_string(v) && cfg_model_find(w->cfg, json_string_value(v)))
+		model = json_string_value(v);
+	chat = json_pack("{s:s, s:[{s:s, s:O}], s:b}", "model", model,
+	    "messages", "role", "user", "content",
+	    json_object_get(root, "prompt"), "stream", 0);
+	if (chat == NULL || (body = json_dumps(chat, JSON_COMPACT)) == NULL) {
+		r = MHD_NO;
+		goto out;
+	}
+	r = chat_start(w, rq, conn, body, strlen(body), &img);
+out:
+	free(body);
+	json_decref(chat);
+	json_decref(root);
+	return r;
+}
+
+static int
+chat_start(struct wrk *w, struct wrk_req *rq, struct MHD_Connection *conn,
+    const char *body, size_t len, const struct chat_images_opts *img)
 {
 	const struct cfg *cfg = w->cfg;
 	char err[512], param[96];
@@ -1030,14 +1589,29 @@ wrk_chat_start(struct wrk *w, struct wrk_req *rq, struct MHD_Connection *conn,
 		    "invalid_value", "%s", err[0] ? err : "bad messages");
 		goto out;
 	}
-	if (nimages > 0) {
-		/* XXX: #4 uploads image inputs before the chat request. */
-		r = wrk_send_error(rq, conn, 400, "messages",
-		    "unsupported_value",
-		    "image input is not supported by this build yet");
+	if (nimages > CHAT_MEDIA_MAX) {
+		r = wrk_send_error(rq, conn, 400, "messages", "too_many_images",
+		    "at most %d images per request", CHAT_MEDIA_MAX);
+		goto out;
+	}
+	for (i = 0; i < nimages; i++) {
+		c->in[i].src = images[i];
+		images[i] = NULL;
+		buf_init(&c->in[i].bytes, MEDIA_IMAGE_MAX);
+	}
+	c->nin = nimages;
+	if (media_base_url(w, conn, c->base_url, sizeof(c->base_url)) != 0) {
+		r = wrk_send_error(rq, conn, 400, NULL, "invalid_host",
+		    "the Host header is missing or not a host name, and "
+		    "grok.base_url is not set");
 		goto out;
 	}
 	c->stream = json_is_true(json_object_get(root, "stream"));
+	if (img != NULL) {
+		c->images_api = true;
+		c->images_n = img->n;
+		c->images_b64 = img->b64;
+	}
 	include_usage = json_is_true(json_object_get(
 	    json_object_get(root, "stream_options"), "include_usage"));
 	v = json_object_get(root, "max_completion_tokens");
@@ -1073,6 +1647,10 @@ out:
 	free(images);
 	buf_fini(&msg);
 	if (c != NULL) {
+		for (i = 0; i < c->nin; i++) {
+			free(c->in[i].src);
+			buf_fini(&c->in[i].bytes);
+		}
 		c->magic = 0;
 		grok_nd_fini(&c->nd);
 		buf_fini(&c->errbody);
@@ -1086,9 +1664,21 @@ out:
 void
 wrk_chat_free(struct wrk *w, struct wrk_chat *c)
 {
+	size_t i;
+
 	CHECK_OBJ(c, CHAT_MAGIC);
 	if (c->x.running)
 		wrk_up_stop(w, &c->x);
+	chat_cancel_ops(c);
+	for (i = 0; i < c->nin; i++) {
+		free(c->in[i].src);
+		free(c->in[i].file_id);
+		free(c->in[i].file_uri);
+		buf_fini(&c->in[i].bytes);
+	}
+	for (i = 0; i < c->nout; i++)
+		free(c->out_media[i].path);
+	free(c->post_id);
 	wrk_ev_del(w, &c->watch);
 	if (c->leased && !c->committed)
 		log_debug("chat: client left before the answer");
