@@ -332,13 +332,13 @@ media_upstream(struct wrk *w, struct media_op *op, const char *token,
     const char *url, long timeout_ms)
 {
 	char statsig[160], rid[40], proxy[CFG_STR_MAX];
+	const char *path;
 
-	if (w->cfg->dynamic_statsig)
-		grok_statsig_generate(
-		    w->cfg->statsig_prefix, statsig, sizeof(statsig));
-	else
-		(void)util_strlcpy(
-		    statsig, w->cfg->x_statsig_id, sizeof(statsig));
+	/* The path after the host names the call for a signer. */
+	path = strstr(url, "://");
+	path = path != NULL ? strchr(path + 3, '/') : NULL;
+	(void)wrk_statsig(w, op->payload != NULL ? "POST" : "GET",
+	    path != NULL ? path : "/", statsig, sizeof(statsig));
 	grok_request_id(rid);
 	if ((op->hdrs = grok_headers(w->cfg, token, statsig, rid)) == NULL ||
 	    (op->x.easy = curl_easy_init()) == NULL)

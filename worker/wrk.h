@@ -71,9 +71,9 @@ struct wrk {
 	bool draining;
 	bool stop;
 	int64_t drain_until_ms;
-	struct wrk_conn *conns; /* open client connections */
-	struct wrk_chat *chats; /* chat requests in progress */
-	int64_t next_due_ms;    /* earliest retry wait, 0 = none */
+	struct wrk_conn *conns;   /* open client connections */
+	struct wrk_chat *chats;   /* chat requests in progress */
+	int64_t next_due_ms;      /* earliest retry wait, 0 = none */
 	struct adm_job *adm_jobs; /* admin requests waiting (wrk_admin.c) */
 };
 
@@ -109,6 +109,22 @@ void wrk_up_defaults(const struct wrk *w, CURL *easy);
 void wrk_proxy_get(struct wrk *w, char *buf, size_t len);
 /* Refresh from the pool now (after a 403), or when it is due (tick). */
 void wrk_proxy_refresh(struct wrk *w, bool force);
+
+/* wrk_statsig.c: x-statsig-id values, from a signer when configured. */
+struct wrk_sig_fetch;
+typedef void wrk_statsig_fn(struct wrk *w, void *arg);
+/*
+ * The value for method and path into out. Returns 0, or 1 when a signer
+ * is configured but has no fresh value (out then holds the fallback, and
+ * wrk_statsig_fetch can ask it).
+ */
+int wrk_statsig(
+    struct wrk *w, const char *method, const char *path, char *out, size_t len);
+int wrk_statsig_fetch(struct wrk *w, const char *method, const char *path,
+    wrk_statsig_fn *fn, void *arg, struct wrk_sig_fetch **fp);
+void wrk_statsig_cancel(struct wrk *w, struct wrk_sig_fetch *f);
+/* After a 403 or an anti-bot answer: ask the signer again next time. */
+void wrk_statsig_forget(struct wrk *w, const char *method, const char *path);
 
 /* wrk_chat.c: POST /v1/chat/completions. */
 struct MHD_Connection;

@@ -36,6 +36,7 @@
 #include "util.h"
 #include "wrk.h"
 
+#define CHAT_PATH          "/rest/app-chat/conversations/new"
 #define CHAT_MAGIC         0x43484154u
 #define CHAT_RL_MAGIC      0x43524c31u
 #define CHAT_SSE_MAX       (1u << 20)  /* client this far behind: dropped */
@@ -127,6 +128,8 @@ struct wrk_chat {
 	} out_media[CHAT_MEDIA_MAX];
 	int img_progress[CHAT_MEDIA_MAX], video_progress;
 	bool media_started;
+	struct wrk_sig_fetch *sig; /* asking the statsig signer */
+	bool sig_asked;
 	/* POST /v1/images/generations */
 	bool images_api;
 	unsigned images_n;
@@ -379,12 +382,8 @@ chat_refresh_quota(struct wrk_chat *c)
 	r->heavy = c->lease.heavy;
 	buf_init(&r->body, 16384);
 	r->payload = grok_ratelimits_body(c->model->rate_limit_model);
-	if (w->cfg->dynamic_statsig)
-		grok_statsig_generate(
-		    w->cfg->statsig_prefix, statsig, sizeof(statsig));
-	else
-		(void)util_strlcpy(
-		    statsig, w->cfg->x_statsig_id, sizeof(statsig));
+	(void)wrk_statsig(
+	    w, "POST", "/rest/rate-limits", statsig, sizeof(statsig));
 	grok_request_id(rid);
 	r->hdrs = grok_headers(w->cfg, c->lease.token, statsig, rid);
 	r->x.magic = WRK_XFER_MAGIC;
@@ -748,6 +747,9 @@ chat_failed(struct wrk_chat *c, CURLcode rc)
 		if (c->n403 < CHAT_MAX_403) {
 			c->n403++;
 			wrk_proxy_refresh(c->w, true);
+			/* A signed value may be what it refused: sign anew. */
+			wrk_statsig_forget(c->w, "POST", CHAT_PATH);
+			c->sig_asked = false;
 			chat_retry_later(c, CHAT_403_WAIT_MS, false);
 			return;
 		}
@@ -1252,6 +1254,18 @@ chat_attempt(struct wrk_chat *c)
 	chat_send(c);
 }
 
+static void
+chat_sig_ready(struct wrk *w, void *arg)
+{
+	struct wrk_chat *c = arg;
+
+	(void)w;
+	CHECK_OBJ(c, CHAT_MAGIC);
+	c->sig = NULL;
+	if (!c->client_gone && !c->finished)
+		chat_send(c);
+}
+
 /* Send conversations/new with the leased token (and its uploads). */
 static void
 chat_send(struct wrk_chat *c)
@@ -1265,6 +1279,14 @@ chat_send(struct wrk_chat *c)
 	size_t i;
 	bool video = c->model->video && c->nin > 0;
 
+	/* With a signer and no fresh value, ask it first, once. */
+	if (wrk_statsig(w, "POST", CHAT_PATH, statsig, sizeof(statsig)) == 1 &&
+	    !c->sig_asked) {
+		c->sig_asked = true;
+		if (wrk_statsig_fetch(
+		        w, "POST", CHAT_PATH, chat_sig_ready, c, &c->sig) == 0)
+			return;
+	}
 	memset(&o, 0, sizeof(o));
 	o.model = c->model;
 	o.message = c->message;
@@ -1296,11 +1318,6 @@ chat_send(struct wrk_chat *c)
 		                    : "out of memory");
 		return;
 	}
-	if (cfg->dynamic_statsig)
-		grok_statsig_generate(
-		    cfg->statsig_prefix, statsig, sizeof(statsig));
-	else
-		(void)util_strlcpy(statsig, cfg->x_statsig_id, sizeof(statsig));
 	grok_request_id(rid);
 	if ((c->hdrs = grok_headers_ext(cfg, c->lease.token, statsig, rid,
 	         referer[0] ? referer : NULL, NULL)) == NULL) {
@@ -1670,6 +1687,7 @@ wrk_chat_free(struct wrk *w, struct wrk_chat *c)
 	if (c->x.running)
 		wrk_up_stop(w, &c->x);
 	chat_cancel_ops(c);
+	wrk_statsig_cancel(w, c->sig);
 	for (i = 0; i < c->nin; i++) {
 		free(c->in[i].src);
 		free(c->in[i].file_id);
