@@ -346,6 +346,74 @@ wrk_has_body(const char *method)
 	    strcmp(method, "PATCH") == 0 || strcmp(method, "DELETE") == 0;
 }
 
+struct wrk_hdr_count {
+	unsigned cl, te;
+	const char *cl_first;
+	bool cl_differ;
+};
+
+static enum MHD_Result
+wrk_count_hdr(
+    void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	struct wrk_hdr_count *n = cls;
+
+	(void)kind;
+	if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
+		if (n->cl++ == 0)
+			n->cl_first = value;
+		else if (value == NULL || n->cl_first == NULL ||
+		    strcmp(value, n->cl_first) != 0)
+			n->cl_differ = true;
+	} else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0)
+		n->te++;
+	return MHD_YES;
+}
+
+/*
+ * Framing a front proxy could read differently from us: both
+ * Content-Length and Transfer-Encoding, or Content-Lengths that differ.
+ * libmicrohttpd 0.9.75 does not refuse these itself (RFC 9112 6.3).
+ */
+static bool
+wrk_smuggling(struct MHD_Connection *conn)
+{
+	struct wrk_hdr_count n;
+
+	memset(&n, 0, sizeof(n));
+	(void)MHD_get_connection_values(
+	    conn, MHD_HEADER_KIND, wrk_count_hdr, &n);
+	return (n.cl > 0 && n.te > 0) || n.te > 1 || n.cl_differ;
+}
+
+static enum MHD_Result
+wrk_refuse_framing(struct wrk_req *rq, struct MHD_Connection *conn)
+{
+	struct MHD_Response *resp;
+	enum MHD_Result r;
+	char *body;
+
+	body = oai_error("The request's length is ambiguous (both "
+	                 "Content-Length and Transfer-Encoding, or several "
+	                 "Content-Lengths)",
+	    "invalid_request_error", NULL, "bad_framing");
+	if (body == NULL)
+		return MHD_NO;
+	resp = MHD_create_response_from_buffer(
+	    strlen(body), body, MHD_RESPMEM_MUST_FREE);
+	if (resp == NULL) {
+		free(body);
+		return MHD_NO;
+	}
+	(void)MHD_add_response_header(resp, "Content-Type", "application/json");
+	/* Nothing after this request on the connection is trusted. */
+	(void)MHD_add_response_header(resp, "Connection", "close");
+	rq->status = 400;
+	r = MHD_queue_response(conn, 400, resp);
+	MHD_destroy_response(resp);
+	return r;
+}
+
 static enum MHD_Result
 wrk_access(void *cls, struct MHD_Connection *conn, const char *url,
     const char *method, const char *version, const char *upload_data,
@@ -374,6 +442,8 @@ wrk_access(void *cls, struct MHD_Connection *conn, const char *url,
 		*req_cls = rq;
 		atomic_fetch_add_explicit(
 		    &w->me->c.active, 1, memory_order_relaxed);
+		if (wrk_smuggling(conn))
+			return wrk_refuse_framing(rq, conn);
 		if (!wrk_has_body(method))
 			return wrk_dispatch(rq, conn, method);
 		/* Refuse an announced oversized body before reading it. */
@@ -403,12 +473,13 @@ wrk_access(void *cls, struct MHD_Connection *conn, const char *url,
 		size_t n = *upload_data_size;
 
 		if (rq->len + n > w->cfg->max_body_bytes) {
-			*upload_data_size = 0;
-			return wrk_send_error(rq, conn, 413, NULL,
-			    "request_too_large",
-			    "The request body is larger than "
-			    "server.max_body_bytes (%llu bytes)",
-			    (unsigned long long)w->cfg->max_body_bytes);
+			/*
+			 * A chunked body past the cap. libmicrohttpd cannot
+			 * answer in the middle of a body: close instead of
+			 * reading the rest (an announced length got its 413).
+			 */
+			rq->status = 413;
+			return MHD_NO;
 		}
 		if (rq->len + n + 1 > rq->cap) {
 			size_t cap = rq->cap ? rq->cap : 4096;
