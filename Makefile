@@ -42,7 +42,7 @@ FAKE_BIN   = $(BUILD)/fakegrok
 # Debian packages the daemon needs to build and run, and the tests need.
 DEB_BUILD = build-essential pkg-config libmicrohttpd-dev libcurl4-openssl-dev \
 	    libjansson-dev libcyaml-dev libyaml-dev libsodium-dev
-DEB_TEST  = $(DEB_BUILD) nodejs npm mandoc procps curl
+DEB_TEST  = $(DEB_BUILD) nodejs npm mandoc procps curl chromium
 
 .PHONY: all run demo test check asan fuzz bench install clean lint help \
 	deps deps-test man-lint
@@ -71,6 +71,9 @@ $(BUILD)/test/%: $(BUILD)/test/unit/%.o $(LIB_OBJ)
 
 $(FAKE_BIN): $(patsubst %.c,$(BUILD)/%.o,$(FAKE_SRC)) $(LIB_OBJ)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# The admin panel's files are built into this object (.incbin).
+$(BUILD)/worker/adm_www.o: $(wildcard www/*)
 
 deps:
 	@sh test/deps.sh $(DEB_BUILD)

@@ -985,3 +985,16 @@ out:
 	errno = saved;
 	return rc;
 }
+
+char *
+tokfile_dump(struct tok_table *t)
+{
+	json_t *doc;
+	char *text;
+
+	if ((doc = tokfile_build(t, NULL)) == NULL)
+		return NULL;
+	text = json_dumps(doc, JSON_INDENT(2));
+	json_decref(doc);
+	return text;
+}

@@ -5,9 +5,10 @@
  * lastFailureReason, tags, note}}, "ssoSuper":{...}}), plus our fields
  * cooldownUntil and lastUsedTime. Fields we do not know are kept.
  *
- * Only the master calls these. A struct tokfile is the last version read
- * or written (a jansson document): it is the base of the three-way merge
- * that SIGHUP does, and the keeper of unknown fields.
+ * Only the master calls these, tokfile_dump aside. A struct tokfile is
+ * the last version read or written (a jansson document): it is the base
+ * of the three-way merge that SIGHUP does, and the keeper of unknown
+ * fields.
  */
 #ifndef WP_TOKFILE_H
 #define WP_TOKFILE_H
@@ -63,5 +64,13 @@ int tokfile_merge(struct tok_table *t, const struct tokfile *base,
  */
 int tokfile_write(
     struct tok_table *t, const char *path, struct tokfile **basep);
+
+/*
+ * The live table as token.json text (what tokfile_write writes, less the
+ * fields of the file we do not know), malloc'ed and NUL-terminated. It
+ * holds every token: the caller wipes it before freeing. NULL on ENOMEM.
+ * Any process (the admin panel's export runs in a worker).
+ */
+char *tokfile_dump(struct tok_table *t);
 
 #endif

@@ -94,10 +94,11 @@ wrk_method_ok(const char *allowed, const char *method)
 }
 
 static void
-wrk_count(struct wrk *w, unsigned status)
+wrk_count(struct wrk *w, const struct wrk_req *rq, unsigned status)
 {
 	struct shm_counters *c = &w->me->c;
 
+	wrk_admin_count(w, rq->model_slot, status);
 	atomic_fetch_add_explicit(&c->requests, 1, memory_order_relaxed);
 	if (status >= 500)
 		atomic_fetch_add_explicit(
@@ -225,53 +226,6 @@ wrk_authorized(const struct wrk *w, struct MHD_Connection *conn, bool *missing)
 }
 
 static enum MHD_Result
-wrk_metrics(struct wrk_req *rq, struct MHD_Connection *conn)
-{
-	struct shm_totals t;
-	struct shm *s = rq->w->shm;
-	char *buf;
-	int n;
-
-	shm_totals(s, &t);
-	n = asprintf(&buf,
-	    "# TYPE webproxyd_requests_total counter\n"
-	    "webproxyd_requests_total %llu\n"
-	    "# TYPE webproxyd_errors_total counter\n"
-	    "webproxyd_errors_total{class=\"4xx\"} %llu\n"
-	    "webproxyd_errors_total{class=\"5xx\"} %llu\n"
-	    "# TYPE webproxyd_chat_requests_total counter\n"
-	    "webproxyd_chat_requests_total %llu\n"
-	    "# TYPE webproxyd_upstream_errors_total counter\n"
-	    "webproxyd_upstream_errors_total %llu\n"
-	    "# TYPE webproxyd_requests_active gauge\n"
-	    "webproxyd_requests_active %llu\n"
-	    "# TYPE webproxyd_workers gauge\n"
-	    "webproxyd_workers %u\n"
-	    "# TYPE webproxyd_tokens gauge\n"
-	    "webproxyd_tokens{type=\"ssoNormal\"} %u\n"
-	    "webproxyd_tokens{type=\"ssoSuper\"} %u\n"
-	    "# TYPE webproxyd_reloads_total counter\n"
-	    "webproxyd_reloads_total %llu\n"
-	    "# TYPE webproxyd_respawns_total counter\n"
-	    "webproxyd_respawns_total %llu\n"
-	    "# TYPE webproxyd_lock_recoveries_total counter\n"
-	    "webproxyd_lock_recoveries_total %llu\n",
-	    (unsigned long long)t.requests, (unsigned long long)t.errors_4xx,
-	    (unsigned long long)t.errors_5xx, (unsigned long long)t.chat,
-	    (unsigned long long)t.upstream_errors, (unsigned long long)t.active,
-	    t.workers, tok_table_count_type(s->tok, TOK_NORMAL),
-	    tok_table_count_type(s->tok, TOK_SUPER),
-	    (unsigned long long)atomic_load(&s->hdr->reloads),
-	    (unsigned long long)atomic_load(&s->hdr->respawns),
-	    (unsigned long long)atomic_load(
-	        &tok_table_lock(s->tok)->recovered));
-	if (n < 0)
-		return MHD_NO;
-	return wrk_send(
-	    rq, conn, 200, "text/plain; version=0.0.4", buf, NULL, NULL);
-}
-
-static enum MHD_Result
 wrk_models(struct wrk_req *rq, struct MHD_Connection *conn, const char *id)
 {
 	struct tok_table *t = rq->w->shm->tok;
@@ -317,15 +271,17 @@ wrk_dispatch(
 		return wrk_send_json(
 		    rq, conn, 200, strdup("{\"status\":\"ok\"}"), NULL);
 	case WRK_RT_METRICS:
-		return wrk_metrics(rq, conn);
+		return (enum MHD_Result)wrk_admin_metrics(rq, conn);
 	case WRK_RT_MODELS:
 		return wrk_models(rq, conn, NULL);
 	case WRK_RT_MODEL:
 		return wrk_models(rq, conn, rq->url + strlen(def->path));
 	case WRK_RT_CHAT:
+		rq->model_slot = wrk_admin_model_slot(rq->w, rq->body, rq->len);
 		return (enum MHD_Result)wrk_chat_start(
 		    rq->w, rq, conn, rq->body, rq->len);
 	case WRK_RT_IMAGES:
+		rq->model_slot = wrk_admin_model_slot(rq->w, rq->body, rq->len);
 		return (enum MHD_Result)wrk_media_generate(rq, conn);
 	case WRK_RT_MEDIA:
 		return (enum MHD_Result)wrk_media_serve(rq, conn, method);
@@ -519,7 +475,7 @@ wrk_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
 	rq->chat = NULL;
 	if (rq->on_free != NULL)
 		rq->on_free(rq);
-	wrk_count(w, rq->status);
+	wrk_count(w, rq, rq->status);
 	atomic_fetch_sub_explicit(&w->me->c.active, 1, memory_order_relaxed);
 	if (rq->conn != NULL)
 		rq->conn->busy--;
@@ -611,6 +567,7 @@ wrk_http_stop(struct wrk *w)
 		return;
 	/* MHD must not stop with a connection suspended: wake them all. */
 	wrk_chat_abort_all(w);
+	wrk_admin_abort_all(w);
 	(void)MHD_run(w->mhd);
 	MHD_stop_daemon(w->mhd);
 	w->mhd = NULL;
