@@ -18,15 +18,20 @@ export function tmpdir(prefix = 'wpd-') {
 	return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
 }
 
-// A YAML config; sections are objects of scalars or arrays of scalars.
+// A YAML config; sections are objects of scalars, arrays of scalars or
+// arrays of flat objects (grok.models).
 export function yaml(cfg) {
 	const v = (x) => typeof x === 'string' ? JSON.stringify(x) : String(x);
+	const item = (e) => e !== null && typeof e === 'object'
+		? Object.entries(e).map(([kk, vv], i) =>
+			`${i ? '      ' : '    - '}${kk}: ${v(vv)}\n`).join('')
+		: `    - ${v(e)}\n`;
 	let out = '';
 	for (const [sec, body] of Object.entries(cfg)) {
 		out += `${sec}:\n`;
 		for (const [k, val] of Object.entries(body)) {
 			if (Array.isArray(val))
-				out += val.length ? `  ${k}:\n` + val.map((e) => `    - ${v(e)}\n`).join('') : `  ${k}: []\n`;
+				out += val.length ? `  ${k}:\n` + val.map(item).join('') : `  ${k}: []\n`;
 			else if (val !== null && typeof val === 'object')
 				out += `  ${k}:\n` + Object.entries(val).map(([kk, vv]) => `    ${kk}: ${v(vv)}\n`).join('');
 			else
@@ -219,6 +224,24 @@ export async function startFake(args = []) {
 		async tokens() { return (await request(`${url}/__fake/tokens`)).json; },
 		async stats() { return (await request(`${url}/__fake/stats`)).json; },
 		async reset() { await request(`${url}/__fake/reset`, { method: 'POST' }); },
+		// Set a token's quota or fault counters: {token, remaining, heavy,
+		// wait, fault_hits}.
+		async setToken(o) {
+			const r = await request(`${url}/__fake/tokens`, { method: 'POST',
+				headers: { 'content-type': 'application/json' },
+				body: JSON.stringify(o) });
+			if (r.status !== 200) throw new Error(`__fake/tokens: ${r.body}`);
+			return r.json;
+		},
+		// The proxy-pool API (GET /__fake/proxy): {urls, per_answer, status}.
+		async proxyPool(o) {
+			const r = await request(`${url}/__fake/proxy`, { method: 'POST',
+				headers: { 'content-type': 'application/json' },
+				body: JSON.stringify(o) });
+			if (r.status !== 200) throw new Error(`__fake/proxy: ${r.body}`);
+			return r.json;
+		},
+		async proxyState() { return (await request(`${url}/__fake/proxy/state`)).json; },
 		async stop() {
 			if (proc.exitCode === null) proc.kill('SIGTERM');
 			await exited;
@@ -227,11 +250,18 @@ export async function startFake(args = []) {
 }
 
 // webproxyd in front of a fake: grok.upstream_url and assets_url point
-// at it. opts as for startDaemon.
+// at it. opts as for startDaemon; opts.grok may also be a function of the
+// fake (for settings that need its URL, like a proxy), and opts.beforeStart
+// an async function of the fake run before the daemon starts.
 export async function startWithFake(opts = {}, fakeArgs = []) {
 	const fake = await startFake(fakeArgs);
-	const d = await startDaemon({ ...opts,
-		grok: { upstream_url: fake.url, assets_url: fake.url, ...(opts.grok || {}) } });
+	const grok = typeof opts.grok === 'function' ? opts.grok(fake) : opts.grok;
+	if (opts.beforeStart) await opts.beforeStart(fake);
+	let d;
+	try {
+		d = await startDaemon({ ...opts,
+			grok: { upstream_url: fake.url, assets_url: fake.url, ...(grok || {}) } });
+	} catch (e) { await fake.stop(); throw e; }
 	d.fake = fake;
 	const stop = d.stop.bind(d);
 	d.stop = async (sig) => { const r = await stop(sig); await fake.stop(); return r; };
@@ -256,4 +286,87 @@ export function sseEvents(text) {
 		}
 	}
 	return out;
+}
+
+// Poll fn() until it returns something truthy; resolves that value. Throws
+// after timeoutMs, naming what was awaited and the last value seen.
+export async function until(fn, timeoutMs = 5000, what = 'condition', stepMs = 25) {
+	const t0 = Date.now();
+	let last;
+	for (;;) {
+		last = await fn();
+		if (last) return last;
+		if (Date.now() - t0 > timeoutMs)
+			throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}` +
+				(last !== undefined ? ` (last: ${JSON.stringify(last)})` : ''));
+		await sleep(stepMs);
+	}
+}
+
+// token.json as the master last wrote it, or null if there is none yet.
+export function readTokens(d) {
+	try { return JSON.parse(fs.readFileSync(d.tokenPath, 'utf8')); } catch { return null; }
+}
+
+// Wait until the master has persisted a token.json for which pred(json)
+// is true (it writes at most about once a second); resolves the json.
+export async function waitTokens(d, pred, timeoutMs = 5000, what = 'token.json') {
+	let last = null;
+	try {
+		return await until(() => {
+			last = readTokens(d);
+			return last && pred(last) ? last : false;
+		}, timeoutMs, what, 50);
+	} catch (e) {
+		e.message += `\nlast token.json: ${JSON.stringify(last)}`;
+		throw e;
+	}
+}
+
+// One token's entry in a token.json object, whichever pool holds it.
+export function tokenOf(tf, token) {
+	return tf?.ssoNormal?.[token] ?? tf?.ssoSuper?.[token];
+}
+
+// A streamed chat on its own connection, for tests that read part of it
+// and then hang up. Resolves { res, status, headers, text(), events(),
+// waitFor(pred), close() } once the response head arrives.
+export function openStream(d, body, headers = {}) {
+	return new Promise((resolve, reject) => {
+		const req = http.request(d.url('/v1/chat/completions'), { method: 'POST',
+			headers: { 'content-type': 'application/json', ...headers }, agent: false });
+		req.on('error', reject);
+		req.on('response', (res) => {
+			let text = '';
+			let ended = false;
+			const waiters = new Set();
+			const poke = () => { for (const w of waiters) w(); };
+			res.on('data', (c) => { text += c; poke(); });
+			res.on('end', () => { ended = true; poke(); });
+			res.on('error', () => { ended = true; poke(); });
+			resolve({
+				res, status: res.statusCode, headers: res.headers,
+				text: () => text,
+				events: () => sseEvents(text.slice(0, text.lastIndexOf('\n\n') + 2)),
+				ended: () => ended,
+				// Resolves once pred(text) holds; rejects if the stream ends first.
+				waitFor(pred, timeoutMs = 10000) {
+					return new Promise((ok, fail) => {
+						const timer = setTimeout(() => { waiters.delete(check);
+							fail(new Error(`stream: no match in ${timeoutMs} ms:\n${text}`)); },
+						timeoutMs);
+						const check = () => {
+							if (pred(text)) { clearTimeout(timer); waiters.delete(check); ok(text); }
+							else if (ended) { clearTimeout(timer); waiters.delete(check);
+								fail(new Error(`stream ended first:\n${text}`)); }
+						};
+						waiters.add(check);
+						check();
+					});
+				},
+				close() { req.destroy(); },
+			});
+		});
+		req.end(JSON.stringify(body));
+	});
 }
