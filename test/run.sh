@@ -1,7 +1,10 @@
 #!/bin/sh
 # Run the tests: `run.sh unit BUILD` runs the unit binaries, `run.sh all
-# BUILD` adds the integration tests (node's test runner, against the real
-# daemon and the fake grok.com). The last line is "N passed, N failed".
+# BUILD` adds the integration tests and the client tests (node's test
+# runner, against the real daemon and the fake grok.com; the client tests
+# drive it with the official openai package, installed here by `npm ci`
+# from test/client/package-lock.json when missing or out of date). The
+# last line is "N passed, N failed".
 set -u
 mode=$1
 build=$2
@@ -34,11 +37,16 @@ for t in "$build"/test/t_*; do
 	fi
 done
 
-if [ "$mode" = all ]; then
-	echo "== integration"
+# node_suite NAME FILE...: run node's test runner (TAP) on the files and
+# add its "# pass" / "# fail" counts; a runner that fails without a
+# failing test counts as one failure.
+node_suite() {
+	name=$1
+	shift
+	echo "== $name"
 	log=$(mktemp)
 	WEBPROXYD_BUILD=$(cd "$build" && pwd) node --test --test-reporter=tap \
-	    --test-concurrency=2 "$here"/integration/*.test.mjs >"$log" 2>&1
+	    --test-concurrency=2 "$@" >"$log" 2>&1
 	rc=$?
 	cat "$log"
 	p=$(sed -n 's/^# pass \([0-9]*\)$/\1/p' "$log" | tail -1)
@@ -46,10 +54,41 @@ if [ "$mode" = all ]; then
 	pass=$((pass + ${p:-0}))
 	fail=$((fail + ${f:-0}))
 	if [ -z "$p" ] || { [ $rc -ne 0 ] && [ "${f:-0}" -eq 0 ]; }; then
-		echo "not ok - integration runner exited $rc"
+		echo "not ok - $name runner exited $rc"
 		fail=$((fail + 1))
 	fi
 	rm -f "$log"
+}
+
+# Install test/client's pinned packages unless node_modules already holds
+# exactly what the lockfile says (a copy of it is kept as the stamp).
+client_deps() {
+	c="$here/client"
+	stamp="$c/node_modules/.webproxyd-lock"
+	if [ -d "$c/node_modules" ] && cmp -s "$c/package-lock.json" "$stamp"; then
+		return 0
+	fi
+	echo "npm ci in test/client"
+	npmlog=$(mktemp)
+	if (cd "$c" && npm ci --no-audit --no-fund) >"$npmlog" 2>&1; then
+		rm -f "$npmlog"
+		cp "$c/package-lock.json" "$stamp"
+	else
+		cat "$npmlog"
+		rm -f "$npmlog"
+		return 1
+	fi
+}
+
+if [ "$mode" = all ]; then
+	node_suite integration "$here"/integration/*.test.mjs
+	if client_deps; then
+		node_suite client "$here"/client/*.test.mjs
+	else
+		echo "== client"
+		echo "not ok - npm ci failed in test/client"
+		fail=$((fail + 1))
+	fi
 fi
 
 echo "$pass passed, $fail failed"
