@@ -52,6 +52,7 @@ all: $(BUILD)/webproxyd $(FAKE_BIN)
 help:
 	@echo "make            build $(BUILD)/webproxyd"
 	@echo "make run        install what is missing, build, run in the foreground"
+	@echo "make demo       try it without an account: a fake grok.com, one curl line"
 	@echo "make test       install what is missing, build, run every test"
 	@echo "make check      unit tests only"
 	@echo "make asan       every test under ASan+UBSan"
