@@ -25,7 +25,7 @@
 #include "tok.h"
 
 #define SHM_MAGIC       0x5750524f58594400ULL /* "WPROXYD\0" */
-#define SHM_ABI_VERSION 4
+#define SHM_ABI_VERSION 5
 #define SHM_PROCS       160 /* old and new workers during a reload, janitor */
 #define SHM_NOTE_MAX    256
 
@@ -77,6 +77,7 @@ struct shm_proxy {
 	_Atomic int32_t refresher;          /* pid fetching now, 0 = none */
 	_Atomic int64_t refresh_started_ms; /* wall clock */
 	_Atomic int64_t fetched_ms;         /* last good fetch; 0 = never */
+	_Atomic int64_t failed_ms;          /* last failed fetch; 0 = none */
 	_Atomic uint64_t changes;           /* proxies taken from the pool */
 	char url[CFG_STR_MAX];
 };

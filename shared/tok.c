@@ -1255,9 +1255,16 @@ tok_set_quota(struct tok_table *t, uint32_t row, uint32_t row_gen, bool heavy,
 		r->remaining = remaining;
 	if (remaining == 0) {
 		/* Caps the wait at ten years: no overflow, no forever. */
-		if (wait_s > 0 && wait_s < 315360000)
+		if (wait_s > 0 && wait_s < 315360000) {
 			tok_exhaust(r, now_ms + wait_s * 1000);
-		else
+			/*
+			 * The upstream named the reset: it replaces the guess
+			 * a 429 made (it may be sooner), when this field is
+			 * the one that keeps the token out.
+			 */
+			if (r->status == TOK_ST_COOLING && r->cool429)
+				r->cooldown_until_ms = now_ms + wait_s * 1000;
+		} else
 			tok_exhaust(r, now_ms + TOK_COOL_DEF_MS);
 	} else {
 		/* Our own count ran out early; the upstream knows better. */

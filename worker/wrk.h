@@ -107,6 +107,12 @@ void wrk_up_defaults(const struct wrk *w, CURL *easy);
 /* wrk_proxy.c: the proxy every worker uses, shared through shm. */
 /* Copy the proxy URL to use now into buf ("" = none). */
 void wrk_proxy_get(struct wrk *w, char *buf, size_t len);
+/*
+ * Whether the pool has not answered yet since start (a request should
+ * wait a moment for it rather than leave from the server's address);
+ * starts the first fetch.
+ */
+bool wrk_proxy_pending(struct wrk *w);
 /* Refresh from the pool now (after a 403), or when it is due (tick). */
 void wrk_proxy_refresh(struct wrk *w, bool force);
 

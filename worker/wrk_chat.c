@@ -83,11 +83,14 @@ struct wrk_chat {
 	struct buf errbody;
 	struct tok_lease lease;
 	bool leased;
+	char proxy[CFG_STR_MAX]; /* of the current attempt */
 	unsigned n403, nretry;
 	int64_t retry_at_ms; /* waiting to try again; 0 = not */
 	enum chat_fail fail;
 	int fail_code; /* in-band error code */
 	char fail_msg[256];
+	long last_status;    /* the last failed attempt, for the answer */
+	char last_what[256]; /* when no token is left to try */
 
 	/* The answer. */
 	struct grok_nd nd;
@@ -472,7 +475,10 @@ chat_search(struct wrk_chat *c, const struct grok_ev *ev)
 		     i++) {
 			char ch = ev->preview[i];
 
-			if (ch == '\n' || ch == '\r')
+			/* One line per hit: a line break becomes a space. */
+			if (ch == '\n' || ch == '\r' || ch == '\t')
+				ch = ' ';
+			if (ch == ' ' && line[n - 1] == ' ')
 				continue;
 			line[n++] = ch == '"' ? '\'' : ch;
 		}
@@ -692,13 +698,27 @@ chat_fail_final(struct wrk_chat *c, long status, const char *what)
 			    (long long)((retry_at - util_now_ms() + 999) /
 			        1000));
 		chat_answer_error(c, 429, "rate_limit_exceeded",
-		    "grok.com rate-limited every %s token tried (429: %s); "
-		    "try again later or add tokens",
-		    chat_pool_name(c), what);
+		    "grok.com rate-limited every %s token tried for %s (429: "
+		    "%s); try again later or add tokens",
+		    chat_pool_name(c), c->model->name, what);
 	} else {
 		chat_answer_error(c, 502, "upstream_error",
 		    "grok.com answered %ld: %s", status, what);
 	}
+}
+
+/* A proxy URL without its user and password, for messages. */
+static void
+chat_proxy_shown(const char *proxy, char *out, size_t len)
+{
+	const char *scheme = strstr(proxy, "://"), *at;
+
+	at = scheme != NULL ? strchr(scheme + 3, '@') : NULL;
+	if (at == NULL)
+		(void)snprintf(out, len, "%s", proxy);
+	else
+		(void)snprintf(out, len, "%.*s://%s", (int)(scheme - proxy),
+		    proxy, at + 1);
 }
 
 /* The attempt failed before the answer began: retry or answer. */
@@ -732,6 +752,18 @@ chat_failed(struct wrk_chat *c, CURLcode rc)
 		chat_answer_error(c, 502, "upstream_empty",
 		    "grok.com answered 200 with no answer in it");
 		return;
+	} else if (rc != CURLE_OK && c->status == 0 && c->proxy[0] != '\0' &&
+	    (rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_PROXY ||
+	        rc == CURLE_PROXY || rc == CURLE_RECV_ERROR ||
+	        rc == CURLE_SEND_ERROR)) {
+		char shown[CFG_STR_MAX];
+
+		chat_proxy_shown(c->proxy, shown, sizeof(shown));
+		chat_answer_error(c, 502, "proxy_unreachable",
+		    "could not reach grok.com through the proxy %s "
+		    "(grok.proxy_url or grok.proxy_pool_url): %s",
+		    shown, curl_easy_strerror(rc));
+		return;
 	} else if (rc != CURLE_OK && c->status == 0) {
 		chat_answer_error(c, 502, "upstream_unreachable",
 		    "could not reach grok.com (%s): %s",
@@ -762,6 +794,13 @@ chat_failed(struct wrk_chat *c, CURLcode rc)
 	else if (status == 429)
 		chat_book_429(c);
 	if (chat_retry_code(c, status) && c->nretry < CHAT_MAX_RETRY) {
+		char fp[LOG_TOK_LEN];
+
+		log_info("chat: token %s: grok.com answered %ld (%s); trying "
+		         "again",
+		    log_tok(c->lease.token, fp, sizeof(fp)), status, what);
+		c->last_status = status;
+		(void)snprintf(c->last_what, sizeof(c->last_what), "%s", what);
 		c->nretry++;
 		chat_retry_later(
 		    c, (int64_t)CHAT_RETRY_WAIT_MS << (c->nretry - 1), true);
@@ -1225,6 +1264,11 @@ chat_attempt(struct wrk_chat *c)
 	if (!c->leased) {
 		rc = tok_pick(w->shm->tok, (enum cfg_pool)c->model->pool,
 		    util_now_ms(), exclude, &c->lease, &retry_at);
+		if (rc != 0 && c->last_status != 0) {
+			/* No token left to retry on: say what failed. */
+			chat_fail_final(c, c->last_status, c->last_what);
+			return;
+		}
 		if (rc == WP_ECOOLING) {
 			(void)snprintf(c->retry_after, sizeof(c->retry_after),
 			    "%lld",
@@ -1273,12 +1317,17 @@ chat_send(struct wrk_chat *c)
 	struct wrk *w = c->w;
 	const struct cfg *cfg = w->cfg;
 	struct grok_req_opts o;
-	char url[CFG_STR_MAX + 48], statsig[160], rid[40], proxy[CFG_STR_MAX];
+	char url[CFG_STR_MAX + 48], statsig[160], rid[40];
 	char ref[CFG_STR_MAX + 600], referer[CFG_STR_MAX + 64];
 	const char *ids[CHAT_MEDIA_MAX];
 	size_t i;
 	bool video = c->model->video && c->nin > 0;
 
+	/* The pool's first proxy is on its way: wait for it, briefly. */
+	if (wrk_proxy_pending(w) && util_mono_ms() - c->t_start_ms < 10000) {
+		chat_retry_later(c, 50, false);
+		return;
+	}
 	/* With a signer and no fresh value, ask it first, once. */
 	if (wrk_statsig(w, "POST", CHAT_PATH, statsig, sizeof(statsig)) == 1 &&
 	    !c->sig_asked) {
@@ -1330,11 +1379,11 @@ chat_send(struct wrk_chat *c)
 	}
 	curl_easy_reset(c->x.easy);
 	wrk_up_defaults(w, c->x.easy);
-	wrk_proxy_get(w, proxy, sizeof(proxy));
+	wrk_proxy_get(w, c->proxy, sizeof(c->proxy));
 	(void)snprintf(url, sizeof(url), "%s/rest/app-chat/conversations/new",
 	    cfg->upstream_url);
 	(void)curl_easy_setopt(c->x.easy, CURLOPT_URL, url);
-	(void)curl_easy_setopt(c->x.easy, CURLOPT_PROXY, proxy);
+	(void)curl_easy_setopt(c->x.easy, CURLOPT_PROXY, c->proxy);
 	(void)curl_easy_setopt(c->x.easy, CURLOPT_HTTPHEADER, c->hdrs);
 	(void)curl_easy_setopt(c->x.easy, CURLOPT_POSTFIELDS, c->payload);
 	(void)curl_easy_setopt(c->x.easy, CURLOPT_WRITEFUNCTION, chat_on_body);

@@ -136,6 +136,7 @@ proxy_done(struct wrk *w, struct wrk_xfer *x, CURLcode rc)
 		atomic_store(&p->fetched_ms, util_now_ms());
 		log_info("proxy pool: new proxy");
 	} else {
+		atomic_store(&p->failed_ms, util_now_ms());
 		log_warnx("proxy pool %s: %s (status %ld); keeping %s",
 		    w->cfg->proxy_pool_url,
 		    rc != CURLE_OK ? curl_easy_strerror(rc) : "bad answer",
@@ -146,6 +147,19 @@ proxy_done(struct wrk *w, struct wrk_xfer *x, CURLcode rc)
 	x->easy = NULL;
 	buf_fini(&f->body);
 	atomic_store(&p->refresher, 0);
+}
+
+bool
+wrk_proxy_pending(struct wrk *w)
+{
+	struct shm_proxy *p = &w->shm->hdr->proxy;
+
+	if (w->cfg->proxy_pool_url[0] == '\0')
+		return false;
+	if (atomic_load(&p->fetched_ms) != 0 || atomic_load(&p->failed_ms) != 0)
+		return false;
+	wrk_proxy_refresh(w, false); /* the first use starts the first fetch */
+	return true;
 }
 
 void
