@@ -3,6 +3,7 @@
 // every OpenAI client relies on. The daemon and the fake grok.com come
 // from ../integration/lib.mjs.
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import OpenAI from 'openai';
 
 import { startDaemon, startFake } from '../integration/lib.mjs';
@@ -20,7 +21,8 @@ async function stopWithin(stop, pid, ms = 10000) {
 // startWithFake() of ../integration/lib.mjs, except that a daemon that
 // fails to start takes the fake down with it (a fake left running would
 // keep the test file's process, and so the whole run, alive for ever),
-// and that stopping never waits more than 10 s per process.
+// that stopping never waits more than 10 s per process, and that the
+// daemon's temporary folder is removed once it has stopped.
 export async function up(opts = {}, fakeArgs = []) {
 	const fake = await startFake(fakeArgs);
 	const stopFake = () => stopWithin(() => fake.stop(), fake.proc.pid);
@@ -39,6 +41,7 @@ export async function up(opts = {}, fakeArgs = []) {
 			return await stopWithin(() => stop(sig), d.pid);
 		} finally {
 			await stopFake();
+			fs.rmSync(d.dir, { recursive: true, force: true });
 		}
 	};
 	return d;
