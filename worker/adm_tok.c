@@ -330,12 +330,39 @@ adm_tok_why(const char *s, size_t n)
 	return NULL;
 }
 
+/*
+ * An entry may name its own type ("ssoSuper:<token>"), so one paste can
+ * fill both pools; without one it takes the request's type. Real tokens
+ * never start so (JWTs are base64url and dots).
+ */
+static enum tok_type
+adm_entry_type(const char **s, size_t *n, enum tok_type def)
+{
+	size_t k;
+	int t;
+
+	for (t = 0; t < TOK_NTYPES; t++) {
+		k = strlen(tok_type_name[t]);
+		if (*n > k + 1 && memcmp(*s, tok_type_name[t], k) == 0 &&
+		    (*s)[k] == ':') {
+			*s += k + 1;
+			*n -= k + 1;
+			while (*n > 0 && (**s == ' ' || **s == '\t')) {
+				(*s)++;
+				(*n)--;
+			}
+			return (enum tok_type)t;
+		}
+	}
+	return def;
+}
+
 struct adm_add {
 	struct wrk *w;
 	enum tok_type type;
 	const struct tok_edit *extra; /* tags and note for every token */
 	json_t *added, *dups, *invalid;
-	unsigned nadded, ndups, ninvalid;
+	unsigned nadded, ndups, ninvalid, ntype[TOK_NTYPES];
 	bool oom;
 };
 
@@ -344,10 +371,12 @@ adm_add_one(struct adm_add *a, const char *s, size_t n)
 {
 	struct tok_info ti;
 	char id[ADM_ID_LEN], fp[LOG_TOK_LEN];
+	enum tok_type type;
 	const char *why;
 	uint32_t row, gen, i;
 	int rc;
 
+	type = adm_entry_type(&s, &n, a->type);
 	if (n > 4 && memcmp(s, "sso=", 4) == 0) {
 		s += 4; /* pasted as a cookie */
 		n -= 4;
@@ -360,7 +389,7 @@ adm_add_one(struct adm_add *a, const char *s, size_t n)
 	}
 	memset(&ti, 0, sizeof(ti));
 	memcpy(ti.token, s, n);
-	ti.type = (uint8_t)a->type;
+	ti.type = (uint8_t)type;
 	ti.status = TOK_ST_ACTIVE;
 	ti.remaining = ti.heavy_remaining = -1;
 	ti.created_ms = util_now_ms();
@@ -371,6 +400,7 @@ adm_add_one(struct adm_add *a, const char *s, size_t n)
 	rc = tok_add(a->w->shm->tok, &ti, &row);
 	if (rc == 0) {
 		a->nadded++;
+		a->ntype[type]++;
 		/* Its generation: a delete in between leaves a dead id. */
 		gen = 0;
 		(void)tok_find(a->w->shm->tok, ti.token, &row, &gen);
@@ -479,8 +509,9 @@ adm_tok_add(struct wrk_req *rq, struct MHD_Connection *conn)
 		    &a, json_string_value(toks), json_string_length(toks));
 	json_array_foreach(toks, i, v)
 	    adm_add_text(&a, json_string_value(v), json_string_length(v));
-	log_notice("admin: added %u %s tokens (%u duplicates, %u invalid)",
-	    a.nadded, tok_type_name[a.type], a.ndups, a.ninvalid);
+	log_notice("admin: added %u ssoNormal and %u ssoSuper tokens (%u "
+	           "duplicates, %u invalid)",
+	    a.ntype[TOK_NORMAL], a.ntype[TOK_SUPER], a.ndups, a.ninvalid);
 	if (a.oom) {
 		json_decref(a.added);
 		json_decref(a.dups);

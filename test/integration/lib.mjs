@@ -80,7 +80,13 @@ export async function startDaemon(opts = {}) {
 		...(opts.args || [])];
 	const proc = spawn(BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
 	const d = new Daemon(proc, dir, cfgPath);
-	await d.ready();
+	try {
+		await d.ready();
+	} catch (e) {
+		// Never leave a half-started daemon behind a failed test.
+		if (proc.exitCode === null) proc.kill('SIGKILL');
+		throw e;
+	}
 	return d;
 }
 
