@@ -1,10 +1,11 @@
 #!/bin/sh
 # Run the tests: `run.sh unit BUILD` runs the unit binaries, `run.sh all
-# BUILD` adds the integration tests and the client tests (node's test
+# BUILD` adds the integration, client and browser tests (node's test
 # runner, against the real daemon and the fake grok.com; the client tests
-# drive it with the official openai package, installed here by `npm ci`
-# from test/client/package-lock.json when missing or out of date). The
-# last line is "N passed, N failed".
+# drive it with the official openai package, the browser tests drive the
+# admin panel in /usr/bin/chromium with playwright-core, each installed
+# here by `npm ci` from its package-lock.json when missing or out of
+# date). The last line is "N passed, N failed".
 set -u
 mode=$1
 build=$2
@@ -60,15 +61,16 @@ node_suite() {
 	rm -f "$log"
 }
 
-# Install test/client's pinned packages unless node_modules already holds
-# exactly what the lockfile says (a copy of it is kept as the stamp).
-client_deps() {
-	c="$here/client"
+# npm_deps DIR: install test/DIR's pinned packages unless node_modules
+# already holds exactly what the lockfile says (a copy of it is kept as
+# the stamp).
+npm_deps() {
+	c="$here/$1"
 	stamp="$c/node_modules/.webproxyd-lock"
 	if [ -d "$c/node_modules" ] && cmp -s "$c/package-lock.json" "$stamp"; then
 		return 0
 	fi
-	echo "npm ci in test/client"
+	echo "npm ci in test/$1"
 	npmlog=$(mktemp)
 	if (cd "$c" && npm ci --no-audit --no-fund) >"$npmlog" 2>&1; then
 		rm -f "$npmlog"
@@ -80,15 +82,48 @@ client_deps() {
 	fi
 }
 
-if [ "$mode" = all ]; then
-	node_suite integration "$here"/integration/*.test.mjs
-	if client_deps; then
-		node_suite client "$here"/client/*.test.mjs
+# npm_suite DIR: its packages, then its tests; a failed install is one
+# failure.
+npm_suite() {
+	if npm_deps "$1"; then
+		node_suite "$1" "$here/$1"/*.test.mjs
 	else
-		echo "== client"
-		echo "not ok - npm ci failed in test/client"
+		echo "== $1"
+		echo "not ok - npm ci failed in test/$1"
 		fail=$((fail + 1))
 	fi
+}
+
+if [ "$mode" = all ]; then
+	node_suite integration "$here"/integration/*.test.mjs
+	npm_suite client
+	# The admin panel in Debian's chromium (playwright-core).
+	npm_suite browser
+fi
+
+# The benchmark harness (test/bench/), small and quick: this checks that
+# it still works, not the figures; `make bench` measures.
+bench_sanity() {
+	echo "== bench (sanity run)"
+	log=$(mktemp)
+	node "$here"/bench/bench.mjs --quick --build "$build" >"$log" 2>&1
+	rc=$?
+	cat "$log"
+	if grep -q '^[0-9]* passed, [0-9]* failed$' "$log"; then
+		add "$(cat "$log")"
+		if [ $rc -ne 0 ] && grep -q ' 0 failed$' "$log"; then
+			echo "not ok - bench sanity run exited $rc"
+			fail=$((fail + 1))
+		fi
+	else
+		echo "not ok - bench sanity run exited $rc without a summary"
+		fail=$((fail + 1))
+	fi
+	rm -f "$log"
+}
+
+if [ "$mode" = all ]; then
+	bench_sanity
 fi
 
 echo "$pass passed, $fail failed"

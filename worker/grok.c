@@ -62,10 +62,9 @@ grok_payload_chat(const struct grok_req_opts *o, json_t *msg)
 	    "fileAttachments", grok_files(o, SIZE_MAX), "imageAttachments",
 	    "disableSearch", 0, "enableImageGeneration", 1, "returnImageBytes",
 	    0, "returnRawGrokInXaiRequest", 0, "enableImageStreaming", 1,
-	    "imageGenerationCount", o->image_count ? (int)o->image_count : 2,
-	    "forceConcise", 0, "toolOverrides", "enableSideBySide", 1,
-	    "sendFinalMetadata", 1, "isReasoning", 0, "webpageUrls",
-	    "disableTextFollowUps", 1, "responseMetadata",
+	    "imageGenerationCount", 2, "forceConcise", 0, "toolOverrides",
+	    "enableSideBySide", 1, "sendFinalMetadata", 1, "isReasoning", 0,
+	    "webpageUrls", "disableTextFollowUps", 1, "responseMetadata",
 	    "requestModelDetails", "modelId", m->upstream, "disableMemory", 0,
 	    "forceSideBySide", 0, "modelMode", m->mode, "isAsyncChat", 0);
 }

@@ -47,7 +47,6 @@ struct grok_req_opts {
 	 * upload when no post was made). NULL or "" for none.
 	 */
 	const char *video_ref;
-	unsigned image_count; /* imageGenerationCount; 0 = the default, 2 */
 };
 
 /*

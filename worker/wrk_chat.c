@@ -1148,9 +1148,6 @@ chat_media_emit(struct wrk_chat *c)
 		bool video = o->kind == MEDIA_VIDEO;
 
 		buf_reset(&t);
-		/* The first link after text starts a line of its own. */
-		if (i == 0 && c->saw_text)
-			(void)buf_puts(&t, "\n");
 		if (o->name[0] == '\0')
 			(void)buf_printf(&t,
 			    video
@@ -1347,8 +1344,6 @@ chat_send(struct wrk_chat *c)
 		ids[i] = c->in[i].file_id;
 	o.file_ids = ids;
 	o.nfiles = c->nin;
-	if (c->images_api && c->images_n > 2)
-		o.image_count = c->images_n;
 	referer[0] = '\0';
 	if (video) {
 		/* The first image becomes a video (reference section 3.2). */
@@ -1695,22 +1690,6 @@ chat_start(struct wrk *w, struct wrk_req *rq, struct MHD_Connection *conn,
 	        CHAT_ANSWER_MAX) != 0) {
 		r = MHD_NO;
 		goto out;
-	}
-	/*
-	 * An image model asked in words ("a red fox in the snow"): grok.com
-	 * draws when the prompt asks it to, so say so.
-	 */
-	if (c->model->video && c->nin == 0 && msg.len > 0) {
-		static const char ask[] = "Draw an image: ";
-		struct buf tmp;
-
-		buf_init(&tmp, CHAT_MSG_MAX);
-		if (buf_puts(&tmp, ask) == 0 &&
-		    buf_append(&tmp, msg.p, msg.len) == 0) {
-			buf_fini(&msg);
-			msg = tmp;
-		} else
-			buf_fini(&tmp);
 	}
 	c->message = buf_take(&msg);
 	c->t_start_ms = c->t_out_ms = util_mono_ms();
