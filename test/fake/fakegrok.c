@@ -1232,12 +1232,12 @@ main(int argc, char **argv)
 	                                         : "listening %s:%u\n",
 	    o.host, port);
 	(void)fflush(stdout);
-	log_info("listening on %s:%u, %lld threads", o.host, port,
+	log_notice("listening on %s:%u, %lld threads", o.host, port,
 	    (long long)o.threads);
 	while (sig != SIGINT && sig != SIGTERM)
 		if (sigwait(&set, &sig) != 0)
 			break;
-	log_info("signal %d, stopping", sig);
+	log_notice("signal %d, stopping", sig);
 	fg_shutdown(d);
 	free(fg_conf.models);
 	return 0;
