@@ -105,6 +105,14 @@ int adm_tok_route(struct wrk_req *rq, struct MHD_Connection *conn,
 
 /* ---- adm_stats.c: /api/stats, /api/cache..., /api/settings ---- */
 
+/*
+ * The top-level "model" string of the JSON object in s (n bytes, need not
+ * be terminated), found by a scan that skips everything else: a chat body
+ * may carry megabytes of base64, and a counter is not worth a full parse.
+ * Names with escapes, or of outlen bytes or more, are not taken. Pure.
+ * Returns 0 with out filled, or WP_EINVAL.
+ */
+int adm_peek_model(const char *s, size_t n, char *out, size_t outlen);
 int adm_stats(struct wrk_req *rq, struct MHD_Connection *conn);
 int adm_cache(struct wrk_req *rq, struct MHD_Connection *conn);
 /* kind: 0 image, 1 video. */

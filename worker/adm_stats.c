@@ -78,7 +78,8 @@ adm_ws(const char *s, size_t n, size_t i)
 	return i;
 }
 
-/* Past the closing quote of the string that opens at s[i]. */
+/* Past the closing quote of the string that opens at s[i]; SIZE_MAX if
+ * it never closes. */
 static size_t
 adm_str_end(const char *s, size_t n, size_t i)
 {
@@ -88,7 +89,7 @@ adm_str_end(const char *s, size_t n, size_t i)
 		else if (s[i] == '"')
 			return i + 1;
 	}
-	return n;
+	return SIZE_MAX;
 }
 
 /* Past the value that starts at s[i] (at the ',' or '}' after a scalar). */
@@ -99,7 +100,8 @@ adm_skip_value(const char *s, size_t n, size_t i)
 
 	while (i < n) {
 		if (s[i] == '"') {
-			i = adm_str_end(s, n, i);
+			if ((i = adm_str_end(s, n, i)) == SIZE_MAX)
+				return n;
 			if (depth == 0)
 				return i;
 			continue;
@@ -119,13 +121,7 @@ adm_skip_value(const char *s, size_t n, size_t i)
 	return n;
 }
 
-/*
- * The top-level "model" string of a JSON object, found by a scan that
- * skips everything else (a chat body may carry megabytes of base64: a
- * full parse just for a counter is not worth it). Escaped names are not
- * looked into. Returns 0 or WP_EINVAL.
- */
-static int
+int
 adm_peek_model(const char *s, size_t n, char *out, size_t outlen)
 {
 	size_t i = adm_ws(s, n, 0), k, end;
@@ -137,7 +133,8 @@ adm_peek_model(const char *s, size_t n, char *out, size_t outlen)
 		i = adm_ws(s, n, i);
 		if (i >= n || s[i] != '"')
 			return WP_EINVAL;
-		k = adm_str_end(s, n, i);
+		if ((k = adm_str_end(s, n, i)) == SIZE_MAX)
+			return WP_EINVAL;
 		is_model = k - i == 7 && memcmp(s + i + 1, "model", 5) == 0;
 		i = adm_ws(s, n, k);
 		if (i >= n || s[i] != ':')
@@ -147,7 +144,8 @@ adm_peek_model(const char *s, size_t n, char *out, size_t outlen)
 			if (i >= n || s[i] != '"')
 				return WP_EINVAL;
 			end = adm_str_end(s, n, i);
-			if (end > n || end - i < 2 || end - i - 2 >= outlen ||
+			if (end == SIZE_MAX || end - i < 2 ||
+			    end - i - 2 >= outlen ||
 			    memchr(s + i + 1, '\\', end - i - 2) != NULL)
 				return WP_EINVAL;
 			memcpy(out, s + i + 1, end - i - 2);
