@@ -99,8 +99,8 @@ jan_sweep_dir(struct shm *shm, const struct cfg *cfg, int i)
 				break; /* measure what we have; next pass */
 			files = nf;
 		}
-		(void)snprintf(
-		    files[n].name, sizeof(files[n].name), "%s", de->d_name);
+		/* The length was checked above. */
+		memcpy(files[n].name, de->d_name, strlen(de->d_name) + 1);
 		files[n].mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 +
 		    st.st_mtim.tv_nsec;
 		files[n].size = (uint64_t)st.st_size;

@@ -62,9 +62,10 @@ grok_payload_chat(const struct grok_req_opts *o, json_t *msg)
 	    "fileAttachments", grok_files(o, SIZE_MAX), "imageAttachments",
 	    "disableSearch", 0, "enableImageGeneration", 1, "returnImageBytes",
 	    0, "returnRawGrokInXaiRequest", 0, "enableImageStreaming", 1,
-	    "imageGenerationCount", 2, "forceConcise", 0, "toolOverrides",
-	    "enableSideBySide", 1, "sendFinalMetadata", 1, "isReasoning", 0,
-	    "webpageUrls", "disableTextFollowUps", 1, "responseMetadata",
+	    "imageGenerationCount", o->image_count ? (int)o->image_count : 2,
+	    "forceConcise", 0, "toolOverrides", "enableSideBySide", 1,
+	    "sendFinalMetadata", 1, "isReasoning", 0, "webpageUrls",
+	    "disableTextFollowUps", 1, "responseMetadata",
 	    "requestModelDetails", "modelId", m->upstream, "disableMemory", 0,
 	    "forceSideBySide", 0, "modelMode", m->mode, "isAsyncChat", 0);
 }
@@ -129,9 +130,15 @@ grok_utf8_ok(const unsigned char *s)
 char *
 grok_payload(const struct grok_req_opts *o)
 {
+	struct grok_req_opts fixed;
 	json_t *j = NULL, *msg;
 	char *s = NULL;
 
+	if (o->message == NULL) { /* images alone: no text */
+		fixed = *o;
+		fixed.message = "";
+		o = &fixed;
+	}
 	if ((msg = json_string(o->message)) == NULL) {
 		errno = grok_utf8_ok((const unsigned char *)o->message)
 		    ? ENOMEM

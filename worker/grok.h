@@ -47,6 +47,7 @@ struct grok_req_opts {
 	 * upload when no post was made). NULL or "" for none.
 	 */
 	const char *video_ref;
+	unsigned image_count; /* imageGenerationCount; 0 = the default, 2 */
 };
 
 /*

@@ -56,7 +56,7 @@ struct media_op {
 	char *payload;
 	int fd;
 	size_t got;
-	char refused[96]; /* why an address was refused, if it was */
+	char refused[160]; /* why an address was refused, if it was */
 	char tmp[MEDIA_PATH_MAX], final[MEDIA_PATH_MAX], name[48];
 };
 

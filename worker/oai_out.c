@@ -698,8 +698,15 @@ oai_out_text(struct oai_out *o, const char *text, size_t len, bool thinking,
 	if (o->done)
 		return WP_EINVAL;
 	if (thinking) {
-		if (o->rf == OAI_RF_HIDDEN || o->think_done)
-			return 0; /* hidden, or late: the answer started */
+		/*
+		 * Hidden, or late in think_tags mode: a <think> block can
+		 * only lead the content. The reasoning_content field has no
+		 * such order, so late reasoning (image progress after the
+		 * answer's first words) still goes there.
+		 */
+		if (o->rf == OAI_RF_HIDDEN ||
+		    (o->think_done && o->rf == OAI_RF_THINK_TAGS))
+			return 0;
 		if ((rc = oai_clean(
 		         o, OAI_SRC_REASON, text, len, false, &o->txt)) != 0)
 			return rc;

@@ -81,7 +81,9 @@ struct wrk {
 struct wrk_conn {
 	struct wrk_conn *next, *prev;
 	int fd;
-	unsigned busy; /* requests in progress on it */
+	unsigned busy;         /* requests in progress on it */
+	int64_t idle_since_ms; /* monotonic; meaningful while busy == 0 */
+	bool shut;             /* we closed it while draining */
 };
 
 /* Entry from the master's fork. Returns the process exit status. */
@@ -91,6 +93,8 @@ int wrk_main(
 /* wrk_http.c: libmicrohttpd on w->lfd. */
 int wrk_http_start(struct wrk *w);
 void wrk_http_drain(struct wrk *w);
+/* While draining: close connections that stay idle (once a tick). */
+void wrk_http_drain_idle(struct wrk *w);
 void wrk_http_stop(struct wrk *w);
 unsigned wrk_http_connections(const struct wrk *w);
 

@@ -1148,6 +1148,9 @@ chat_media_emit(struct wrk_chat *c)
 		bool video = o->kind == MEDIA_VIDEO;
 
 		buf_reset(&t);
+		/* The first link after text starts a line of its own. */
+		if (i == 0 && c->saw_text)
+			(void)buf_puts(&t, "\n");
 		if (o->name[0] == '\0')
 			(void)buf_printf(&t,
 			    video
@@ -1344,6 +1347,8 @@ chat_send(struct wrk_chat *c)
 		ids[i] = c->in[i].file_id;
 	o.file_ids = ids;
 	o.nfiles = c->nin;
+	if (c->images_api && c->images_n > 2)
+		o.image_count = c->images_n;
 	referer[0] = '\0';
 	if (video) {
 		/* The first image becomes a video (reference section 3.2). */
@@ -1688,6 +1693,27 @@ chat_start(struct wrk *w, struct wrk_req *rq, struct MHD_Connection *conn,
 	if (oai_out_init(&c->out, c->model->name, c->stream, include_usage, rf,
 	        cfg->filtered_tags, oai_count_tokens(msg.p, msg.len),
 	        CHAT_ANSWER_MAX) != 0) {
+		r = MHD_NO;
+		goto out;
+	}
+	/*
+	 * An image model asked in words ("a red fox in the snow"): grok.com
+	 * draws when the prompt asks it to, so say so.
+	 */
+	if (c->model->video && c->nin == 0 && msg.len > 0) {
+		static const char ask[] = "Draw an image: ";
+		struct buf tmp;
+
+		buf_init(&tmp, CHAT_MSG_MAX);
+		if (buf_puts(&tmp, ask) == 0 &&
+		    buf_append(&tmp, msg.p, msg.len) == 0) {
+			buf_fini(&msg);
+			msg = tmp;
+		} else
+			buf_fini(&tmp);
+	}
+	/* Images alone flatten to no text: send "" (never NULL). */
+	if (buf_append(&msg, "", 0) != 0) {
 		r = MHD_NO;
 		goto out;
 	}

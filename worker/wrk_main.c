@@ -101,6 +101,8 @@ wrk_on_tick(struct wrk *w, struct wrk_ev *ev, uint32_t events)
 		ticks = 0;
 	wrk_chat_tick(w);
 	wrk_proxy_refresh(w, false);
+	if (w->draining)
+		wrk_http_drain_idle(w);
 }
 
 static void

@@ -521,7 +521,9 @@ static const struct piece think_pc[] = {
 	{ "Let me ", true },
 	{ "think.", true },
 	{ "The answer", false },
-	{ "late thought", true }, /* after the answer began: dropped */
+	/* after the answer began: dropped with think tags, kept in the
+	 * reasoning_content field (which has no order to keep) */
+	{ "late thought", true },
 	{ " is 42.", false },
 };
 
@@ -554,7 +556,7 @@ TEST(t_reasoning_content)
 	struct run r;
 
 	both(OAI_RF_REASONING_CONTENT, TAGS, think_pc, 5, "The answer is 42.",
-	    "Let me think.");
+	    "Let me think.late thought");
 	stream_run(
 	    &r, OAI_RF_REASONING_CONTENT, TAGS, false, think_pc, 5, "stop");
 	/* the role rides on the first reasoning delta */
@@ -598,7 +600,7 @@ TEST(t_answer_first)
 		{ "B", false } };
 
 	both(OAI_RF_THINK_TAGS, TAGS, pc, 3, "AB", "");
-	both(OAI_RF_REASONING_CONTENT, TAGS, pc, 3, "AB", "");
+	both(OAI_RF_REASONING_CONTENT, TAGS, pc, 3, "AB", "r");
 }
 
 /* ---- errors ------------------------------------------------------------- */
