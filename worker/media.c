@@ -643,14 +643,35 @@ media_json_done(struct wrk *w, struct wrk_xfer *x, CURLcode rc)
 	media_op_free(op);
 }
 
+/*
+ * POST body (taken, even on failure) as JSON to <upstream_url><path> for
+ * op, answered in media_json_done. Returns 0 (op runs) or a WP_E code.
+ */
+static int
+media_json_call(struct wrk *w, struct media_op *op, const char *token,
+    const char *path, json_t *body)
+{
+	char url[CFG_STR_MAX + 48];
+	int rc;
+
+	op->payload = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
+	json_decref(body);
+	if (op->payload == NULL)
+		return WP_ENOMEM;
+	(void)snprintf(url, sizeof(url), "%s%s", w->cfg->upstream_url, path);
+	if ((rc = media_upstream(w, op, token, url, MEDIA_UPSTREAM_MS)) != 0)
+		return rc;
+	op->x.done = media_json_done;
+	return wrk_up_start(w, &op->x);
+}
+
 int
 media_upload(struct wrk *w, const char *token, const unsigned char *bytes,
     size_t len, const char *mime, media_done_fn *fn, void *arg, int idx,
     struct media_op **opp)
 {
-	char url[CFG_STR_MAX + 48], name[32];
+	char name[32];
 	struct media_op *op;
-	json_t *body = NULL;
 	char *b64 = NULL;
 	size_t b64len =
 	    sodium_base64_ENCODED_LEN(len, sodium_base64_VARIANT_ORIGINAL);
@@ -665,22 +686,13 @@ media_upload(struct wrk *w, const char *token, const unsigned char *bytes,
 	    b64, b64len, bytes, len, sodium_base64_VARIANT_ORIGINAL);
 	(void)snprintf(name, sizeof(name), "image.%s",
 	    strchr(mime, '/') != NULL ? strchr(mime, '/') + 1 : "jpg");
-	body = json_pack("{s:s, s:s, s:s}", "fileName", name, "fileMimeType",
-	    mime, "content", b64);
-	if (body == NULL ||
-	    (op->payload = json_dumps(body, JSON_COMPACT)) == NULL)
-		goto out;
-	(void)snprintf(url, sizeof(url), "%s/rest/app-chat/upload-file",
-	    w->cfg->upstream_url);
-	if ((rc = media_upstream(w, op, token, url, MEDIA_UPSTREAM_MS)) != 0)
-		goto out;
-	op->x.done = media_json_done;
-	if ((rc = wrk_up_start(w, &op->x)) != 0)
+	if ((rc = media_json_call(w, op, token, "/rest/app-chat/upload-file",
+	         json_pack("{s:s, s:s, s:s}", "fileName", name, "fileMimeType",
+	             mime, "content", b64))) != 0)
 		goto out;
 	*opp = op;
 	op = NULL;
 out:
-	json_decref(body);
 	free(b64);
 	media_op_free(op);
 	return rc;
@@ -690,9 +702,8 @@ int
 media_post_create(struct wrk *w, const char *token, const char *file_uri,
     media_done_fn *fn, void *arg, int idx, struct media_op **opp)
 {
-	char url[CFG_STR_MAX + 48], media[CFG_STR_MAX + 600];
+	char media[CFG_STR_MAX + 600];
 	struct media_op *op;
-	json_t *body = NULL;
 	int rc = WP_ENOMEM;
 
 	*opp = NULL;
@@ -701,22 +712,13 @@ media_post_create(struct wrk *w, const char *token, const char *file_uri,
 		goto out;
 	(void)snprintf(
 	    media, sizeof(media), "%s/%s", w->cfg->assets_url, file_uri);
-	body = json_pack("{s:s, s:s}", "mediaType", "MEDIA_POST_TYPE_IMAGE",
-	    "mediaUrl", media);
-	if (body == NULL ||
-	    (op->payload = json_dumps(body, JSON_COMPACT)) == NULL)
-		goto out;
-	(void)snprintf(url, sizeof(url), "%s/rest/media/post/create",
-	    w->cfg->upstream_url);
-	if ((rc = media_upstream(w, op, token, url, MEDIA_UPSTREAM_MS)) != 0)
-		goto out;
-	op->x.done = media_json_done;
-	if ((rc = wrk_up_start(w, &op->x)) != 0)
+	if ((rc = media_json_call(w, op, token, "/rest/media/post/create",
+	         json_pack("{s:s, s:s}", "mediaType", "MEDIA_POST_TYPE_IMAGE",
+	             "mediaUrl", media))) != 0)
 		goto out;
 	*opp = op;
 	op = NULL;
 out:
-	json_decref(body);
 	media_op_free(op);
 	return rc;
 }

@@ -907,6 +907,19 @@ chat_prep_failed(struct wrk_chat *c, const struct media_res *res)
 	chat_release(c);
 }
 
+/* A media op could not even start. */
+static void
+chat_prep_nostart(struct wrk_chat *c, const char *what)
+{
+	struct media_res res;
+
+	c->pending--;
+	memset(&res, 0, sizeof(res));
+	res.rc = WP_ESYS;
+	res.err = what;
+	chat_prep_failed(c, &res);
+}
+
 static void
 chat_posted(struct wrk *w, void *arg, int idx, const struct media_res *res)
 {
@@ -969,7 +982,6 @@ chat_uploaded(struct wrk *w, void *arg, int idx, const struct media_res *res)
 static void
 chat_upload_all(struct wrk_chat *c)
 {
-	struct media_res res;
 	size_t i;
 
 	for (i = 0; i < c->nin; i++) {
@@ -978,11 +990,7 @@ chat_upload_all(struct wrk_chat *c)
 		        (const unsigned char *)c->in[i].bytes.p,
 		        c->in[i].bytes.len, c->in[i].mime, chat_uploaded, c,
 		        (int)i, &c->ops[i]) != 0) {
-			c->pending--;
-			memset(&res, 0, sizeof(res));
-			res.rc = WP_ESYS;
-			res.err = "cannot start an image upload";
-			chat_prep_failed(c, &res);
+			chat_prep_nostart(c, "cannot start an image upload");
 			return;
 		}
 	}
@@ -1019,7 +1027,6 @@ chat_fetched(struct wrk *w, void *arg, int idx, const struct media_res *res)
 static void
 chat_prep(struct wrk_chat *c)
 {
-	struct media_res res;
 	size_t i;
 
 	if (c->in[0].bytes.len > 0) {
@@ -1031,11 +1038,7 @@ chat_prep(struct wrk_chat *c)
 	for (i = 0; i < c->nin && !c->finished; i++) {
 		if (media_image_get(c->w, c->in[i].src, chat_fetched, c, (int)i,
 		        &c->ops[i]) != 0) {
-			c->pending--;
-			memset(&res, 0, sizeof(res));
-			res.rc = WP_ESYS;
-			res.err = "cannot start an image download";
-			chat_prep_failed(c, &res);
+			chat_prep_nostart(c, "cannot start an image download");
 			return;
 		}
 	}
