@@ -232,3 +232,29 @@ describe('admin panel in chromium', () => {
 		assert.deepEqual(pageErrors, []);
 	});
 });
+
+describe('admin panel without a password', () => {
+	test('says how to set one', async () => {
+		const d = await startDaemon({ workers: 1 });
+		const profile = tmpdir('wpd-chromium-');
+		let ctx;
+		try {
+			ctx = await chromium.launchPersistentContext(profile, {
+				executablePath: CHROMIUM, headless: true, viewport: PHONE,
+				args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic',
+					'--no-first-run', '--disable-background-networking',
+					'--disable-component-update', '--disable-sync'],
+			});
+			const page = ctx.pages()[0] || await ctx.newPage();
+			await page.goto(d.url('/projects/grok/'));
+			await page.waitForSelector('#view-nopass:not([hidden])');
+			assert.match(await page.textContent('#view-nopass'), /webproxyd --hash-password/);
+			assert.equal(await page.isVisible('#view-login'), false);
+			await shot(page, 'phone-no-password');
+		} finally {
+			await ctx?.close();
+			await d.stop();
+			fs.rmSync(profile, { recursive: true, force: true });
+		}
+	});
+});
