@@ -1410,6 +1410,15 @@ chat_send(struct wrk_chat *c)
 
 /* ---- the request -------------------------------------------------------- */
 
+/* "true" or "false" as a string: some clients send booleans so. */
+static bool
+chat_bool_str(const json_t *v)
+{
+	return json_is_string(v) &&
+	    (strcmp(json_string_value(v), "true") == 0 ||
+	        strcmp(json_string_value(v), "false") == 0);
+}
+
 /* Type checks of the body's optional fields; a message names the field. */
 static int
 chat_check_body(json_t *root, char *err, size_t len, char *param, size_t plen)
@@ -1439,7 +1448,7 @@ chat_check_body(json_t *root, char *err, size_t len, char *param, size_t plen)
 			continue;
 		switch (fields[i].kind) {
 		case 0:
-			if (!json_is_boolean(v))
+			if (!json_is_boolean(v) && !chat_bool_str(v))
 				want = "a boolean";
 			break;
 		case 1:
@@ -1680,7 +1689,9 @@ chat_start(struct wrk *w, struct wrk_req *rq, struct MHD_Connection *conn,
 		    "grok.base_url is not set");
 		goto out;
 	}
-	c->stream = json_is_true(json_object_get(root, "stream"));
+	v = json_object_get(root, "stream");
+	c->stream = json_is_true(v) ||
+	    (json_is_string(v) && strcmp(json_string_value(v), "true") == 0);
 	if (img != NULL) {
 		c->images_api = true;
 		c->images_n = img->n;

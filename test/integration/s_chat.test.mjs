@@ -400,3 +400,19 @@ describe('config shapes the answer', () => {
 		} finally { await d2.stop(); }
 	});
 });
+
+// Some clients send booleans as strings; "true" and "false" are taken.
+test('"stream": "true" as a string streams, "false" does not', async () => {
+	const d = await startWithFake({ workers: 1, tokens: tokenFile(['t1']) });
+	try {
+		let r = await chat(d, { model: 'grok-4.1', stream: 'true',
+			messages: [{ role: 'user', content: 'hi' }] });
+		assert.equal(r.status, 200);
+		assert.match(r.headers['content-type'], /^text\/event-stream/);
+		assert.match(r.body, /data: \[DONE\]\n\n$/);
+		r = await chat(d, { model: 'grok-4.1', stream: 'false',
+			messages: [{ role: 'user', content: 'hi' }] });
+		assert.equal(r.status, 200);
+		assert.equal(r.json.object, 'chat.completion');
+	} finally { await d.stop(); }
+});
