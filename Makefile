@@ -42,7 +42,8 @@ FAKE_BIN   = $(BUILD)/fakegrok
 # Debian packages the daemon needs to build and run, and the tests need.
 DEB_BUILD = build-essential pkg-config libmicrohttpd-dev libcurl4-openssl-dev \
 	    libjansson-dev libcyaml-dev libyaml-dev libsodium-dev
-DEB_TEST  = $(DEB_BUILD) nodejs npm mandoc procps curl chromium
+DEB_TEST  = $(DEB_BUILD) nodejs npm mandoc procps curl chromium \
+	    fonts-wqy-microhei
 
 .PHONY: all run demo test check asan fuzz bench install clean lint help \
 	deps deps-test man-lint

@@ -219,6 +219,26 @@ describe('admin panel in chromium', () => {
 		await page.setViewportSize(DESKTOP);
 	});
 
+	test('in Chinese, and back to English', async () => {
+		await page.click('#nav a[data-view="tokens"]');
+		await page.click('#lang');
+		await page.waitForFunction(() => document.documentElement.lang === 'zh-CN');
+		await page.waitForSelector('#view-tokens:not([hidden])');
+		await waitRows(page, 2);
+		assert.equal((await page.textContent('#tok-add')).trim(), '添加令牌');
+		assert.equal((await page.textContent('#nav a[data-view="tokens"]')).trim(), '令牌');
+		assert.match(await page.textContent('#tok-body'), /正常/);
+		await page.click('#tok-add');
+		await page.waitForSelector('#dlg-add[open]');
+		await shot(page, 'desktop-zh-add-dialog');
+		await page.click('#dlg-add [data-close]');
+		await shot(page, 'desktop-zh-tokens');
+		await page.click('#lang');
+		await page.waitForFunction(() => document.documentElement.lang === 'en');
+		await page.waitForSelector('#view-tokens:not([hidden])');
+		assert.equal((await page.textContent('#tok-add')).trim(), 'Add tokens');
+	});
+
 	test('log out: the API refuses the old cookie', async () => {
 		const cookie = (await ctx.cookies()).find((x) => x.name === 'webproxyd_session');
 		await page.click('#logout');
