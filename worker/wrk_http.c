@@ -303,6 +303,18 @@ wrk_has_body(const char *method)
 	    strcmp(method, "PATCH") == 0 || strcmp(method, "DELETE") == 0;
 }
 
+static int
+wrk_hex(char ch)
+{
+	if (ch >= '0' && ch <= '9')
+		return ch - '0';
+	if (ch >= 'a' && ch <= 'f')
+		return ch - 'a' + 10;
+	if (ch >= 'A' && ch <= 'F')
+		return ch - 'A' + 10;
+	return -1;
+}
+
 struct wrk_hdr_count {
 	unsigned cl, te;
 	const char *cl_first;
@@ -369,6 +381,31 @@ wrk_refuse_framing(struct wrk_req *rq, struct MHD_Connection *conn)
 	r = MHD_queue_response(conn, 400, resp);
 	MHD_destroy_response(resp);
 	return r;
+}
+
+/*
+ * Percent-decoding as libmicrohttpd's own, except that "%00" is left as
+ * it is: a NUL would make the path we check shorter than the one asked.
+ */
+static size_t
+wrk_unescape(void *cls, struct MHD_Connection *conn, char *uri)
+{
+	char *r = uri, *o = uri;
+	int hi, lo;
+
+	(void)cls;
+	(void)conn;
+	while (*r != '\0') {
+		if (r[0] == '%' && (hi = wrk_hex(r[1])) >= 0 &&
+		    (lo = wrk_hex(r[2])) >= 0 && (hi | lo) != 0) {
+			*o++ = (char)(hi * 16 + lo);
+			r += 3;
+			continue;
+		}
+		*o++ = *r++;
+	}
+	*o = '\0';
+	return (size_t)(o - uri);
 }
 
 static enum MHD_Result
@@ -478,8 +515,8 @@ wrk_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
 		rq->on_free(rq);
 	wrk_count(w, rq, rq->status);
 	atomic_fetch_sub_explicit(&w->me->c.active, 1, memory_order_relaxed);
-	if (rq->conn != NULL)
-		rq->conn->busy--;
+	if (rq->conn != NULL && --rq->conn->busy == 0)
+		rq->conn->idle_since_ms = util_mono_ms();
 	free(rq->body);
 	rq->magic = 0;
 	free(rq);
@@ -501,6 +538,7 @@ wrk_conn_notify(void *cls, struct MHD_Connection *conn, void **socket_ctx,
 		ci = MHD_get_connection_info(
 		    conn, MHD_CONNECTION_INFO_CONNECTION_FD);
 		c->fd = ci != NULL ? ci->connect_fd : -1;
+		c->idle_since_ms = util_mono_ms();
 		c->next = w->conns;
 		if (w->conns != NULL)
 			w->conns->prev = c;
@@ -531,7 +569,8 @@ wrk_http_start(struct wrk *w)
 	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)w->cfg->max_connections,
 	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)w->cfg->connection_timeout,
 	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024,
-	    MHD_OPTION_SIGPIPE_HANDLED_BY_APP, 1, MHD_OPTION_END);
+	    MHD_OPTION_SIGPIPE_HANDLED_BY_APP, 1, MHD_OPTION_UNESCAPE_CALLBACK,
+	    wrk_unescape, w, MHD_OPTION_END);
 	if (w->mhd == NULL) {
 		log_errx("libmicrohttpd: cannot start on the listening socket");
 		return WP_ESYS;
@@ -546,19 +585,35 @@ wrk_http_start(struct wrk *w)
 void
 wrk_http_drain(struct wrk *w)
 {
-	struct wrk_conn *c;
 	MHD_socket fd;
-	int pending;
 
 	if (w->mhd == NULL)
 		return;
 	fd = MHD_quiesce_daemon(w->mhd);
 	if (fd != MHD_INVALID_SOCKET)
 		close_fd(&w->lfd); /* the master keeps the socket open */
+	wrk_http_drain_idle(w);
+}
+
+void
+wrk_http_drain_idle(struct wrk *w)
+{
+	int64_t now = util_mono_ms();
+	struct wrk_conn *c;
+	int pending;
+
+	/*
+	 * A connection idle for a second, with nothing unread, is closed so
+	 * its client moves on to the new workers; a younger one may carry
+	 * a request on its way, and is looked at again on the next tick.
+	 */
 	for (c = w->conns; c != NULL; c = c->next)
-		if (c->busy == 0 && c->fd >= 0 &&
-		    ioctl(c->fd, FIONREAD, &pending) == 0 && pending == 0)
+		if (c->busy == 0 && c->fd >= 0 && !c->shut &&
+		    now - c->idle_since_ms >= 1000 &&
+		    ioctl(c->fd, FIONREAD, &pending) == 0 && pending == 0) {
 			(void)shutdown(c->fd, SHUT_RDWR); /* MHD closes it */
+			c->shut = true;
+		}
 }
 
 void
