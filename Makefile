@@ -38,6 +38,8 @@ UNIT_SRC   = $(wildcard test/unit/t_*.c)
 UNIT_BIN   = $(patsubst test/unit/%.c,$(BUILD)/test/%,$(UNIT_SRC))
 FAKE_SRC   = $(wildcard test/fake/*.c)
 FAKE_BIN   = $(BUILD)/fakegrok
+BENCH_SRC  = $(wildcard test/bench/*.c)
+BENCH_BIN  = $(BUILD)/bench/wpload $(BUILD)/bench/wpready $(BUILD)/bench/wptok
 
 # Debian packages the daemon needs to build and run, and the tests need.
 DEB_BUILD = build-essential pkg-config libmicrohttpd-dev libcurl4-openssl-dev \
@@ -57,6 +59,7 @@ help:
 	@echo "make test       install what is missing, build, run every test"
 	@echo "make check      unit tests only"
 	@echo "make asan       every test under ASan+UBSan"
+	@echo "make bench      benchmark against nginx and the direct floor"
 	@echo "make install    PREFIX=$(PREFIX) DESTDIR=$(DESTDIR)"
 	@echo "make lint       clang-format check, man page lint"
 
@@ -72,6 +75,20 @@ $(BUILD)/test/%: $(BUILD)/test/unit/%.o $(LIB_OBJ)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(FAKE_BIN): $(patsubst %.c,$(BUILD)/%.o,$(FAKE_SRC)) $(LIB_OBJ)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# The benchmark's tools: the load generator and the start-up timer need
+# only libc; the token-pool timer links the shared objects.
+$(BUILD)/bench/wpload: $(BUILD)/test/bench/wpload.o
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^
+
+$(BUILD)/bench/wpready: $(BUILD)/test/bench/wpready.o
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^
+
+$(BUILD)/bench/wptok: $(BUILD)/test/bench/wptok.o $(LIB_OBJ)
+	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # The admin panel's files are built into this object (.incbin).
@@ -96,20 +113,27 @@ check: $(UNIT_BIN)
 	@sh test/run.sh unit $(BUILD)
 
 test: deps-test
-	@$(MAKE) --no-print-directory all $(UNIT_BIN)
+	@$(MAKE) --no-print-directory all $(UNIT_BIN) $(BENCH_BIN)
 	@sh test/run.sh all $(BUILD)
 
 asan: deps-test
 	@$(MAKE) --no-print-directory BUILD=build/asan SAN=1 all \
-	    $(patsubst $(BUILD)/%,build/asan/%,$(UNIT_BIN))
+	    $(patsubst $(BUILD)/%,build/asan/%,$(UNIT_BIN) $(BENCH_BIN))
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	    sh test/run.sh all build/asan
 
+# The figures of issue 6 beside nginx and the direct floor, on loopback;
+# the table goes to $(BUILD)/bench/results.md. test/bench/README.md.
+bench: deps-test
+	@sh test/deps.sh nginx
+	@$(MAKE) --no-print-directory all $(BENCH_BIN)
+	@node test/bench/bench.mjs --build $(BUILD)
+
 lint: man-lint
 	clang-format --dry-run --Werror $(SHARED_SRC) $(MASTER_SRC) \
 	    $(WORKER_SRC) $(wildcard shared/*.h master/*.h worker/*.h) \
-	    $(UNIT_SRC) $(FAKE_SRC)
+	    $(UNIT_SRC) $(FAKE_SRC) $(BENCH_SRC)
 
 man-lint:
 	mandoc -Tlint -Wwarning man/webproxyd.8 man/webproxyd.yaml.5

@@ -101,5 +101,30 @@ if [ "$mode" = all ]; then
 	npm_suite browser
 fi
 
+# The benchmark harness (test/bench/), small and quick: this checks that
+# it still works, not the figures; `make bench` measures.
+bench_sanity() {
+	echo "== bench (sanity run)"
+	log=$(mktemp)
+	node "$here"/bench/bench.mjs --quick --build "$build" >"$log" 2>&1
+	rc=$?
+	cat "$log"
+	if grep -q '^[0-9]* passed, [0-9]* failed$' "$log"; then
+		add "$(cat "$log")"
+		if [ $rc -ne 0 ] && grep -q ' 0 failed$' "$log"; then
+			echo "not ok - bench sanity run exited $rc"
+			fail=$((fail + 1))
+		fi
+	else
+		echo "not ok - bench sanity run exited $rc without a summary"
+		fail=$((fail + 1))
+	fi
+	rm -f "$log"
+}
+
+if [ "$mode" = all ]; then
+	bench_sanity
+fi
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -1,0 +1,160 @@
+/*
+ * wptok: the cost of choosing a token, as the pool grows. For each size
+ * on the command line it lays out a token table of that many ssoNormal
+ * tokens in anonymous shared memory (as the master does), then times
+ * what a chat does with it: tok_pick, tok_charge (the answer began) and
+ * tok_release (it ended), with known quotas so the heaps really move.
+ *
+ *   wptok [-i OPS] SIZE...
+ *
+ * Prints one JSON object: per size, the median and p99 over batches of
+ * 1,000 operations of the time of one pick + charge (each timed on its
+ * own, so two clock reads are in it, ~40 ns), and the median of pick +
+ * charge + release timed per batch, in µs.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "err.h"
+#include "tok.h"
+#include "util.h"
+
+#define WT_BATCH 1000
+
+static int
+wt_cmp(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static double
+wt_ns(void)
+{
+	struct timespec ts;
+
+	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+/* A table of n tokens with known, large quotas; exits on failure. */
+static struct tok_table *
+wt_table(uint32_t n, void **mem, size_t *size)
+{
+	struct tok_table *t;
+	struct tok_info ti;
+	uint32_t i, row;
+	int rc;
+
+	*size = tok_table_size(n);
+	*mem = mmap(NULL, *size, PROT_READ | PROT_WRITE,
+	    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (*mem == MAP_FAILED || tok_table_init(*mem, n, &t) != 0) {
+		(void)fprintf(stderr, "wptok: no table of %u\n", n);
+		exit(2);
+	}
+	for (i = 0; i < n; i++) {
+		memset(&ti, 0, sizeof(ti));
+		(void)snprintf(ti.token, sizeof(ti.token),
+		    "bench-token-%08u-abcdefghijklmnopqrstuvwxyz0123456789", i);
+		ti.type = TOK_NORMAL;
+		ti.status = TOK_ST_ACTIVE;
+		ti.remaining = 1000000 + (int32_t)(i % 97);
+		ti.heavy_remaining = -1;
+		ti.created_ms = 1700000000000LL;
+		if ((rc = tok_add(t, &ti, &row)) != 0) {
+			(void)fprintf(
+			    stderr, "wptok: add: %s\n", wp_strerror(rc));
+			exit(2);
+		}
+	}
+	return t;
+}
+
+/*
+ * Microseconds per op of nb batches, sorted: pc[] of pick + charge
+ * alone (the release is outside the clock), all[] with the release.
+ */
+static void
+wt_run(struct tok_table *t, long nb, double *pc, double *all)
+{
+	struct tok_lease lease;
+	int64_t now = util_now_ms(), retry;
+	double t0, t1, in;
+	long b, i;
+	int rc;
+
+	for (b = 0; b < nb; b++) {
+		in = 0;
+		t0 = wt_ns();
+		for (i = 0; i < WT_BATCH; i++) {
+			t1 = wt_ns();
+			rc = tok_pick(t, CFG_POOL_NORMAL, now, UINT32_MAX,
+			    &lease, &retry);
+			if (rc != 0) {
+				(void)fprintf(stderr, "wptok: pick: %s\n",
+				    wp_strerror(rc));
+				exit(2);
+			}
+			(void)tok_charge(t, &lease, 1, now);
+			in += wt_ns() - t1;
+			tok_release(t, &lease);
+		}
+		all[b] = (wt_ns() - t0) / WT_BATCH / 1000.0;
+		pc[b] = in / WT_BATCH / 1000.0;
+	}
+	qsort(pc, (size_t)nb, sizeof(*pc), wt_cmp);
+	qsort(all, (size_t)nb, sizeof(*all), wt_cmp);
+}
+
+int
+main(int argc, char **argv)
+{
+	long ops = 200000, nb;
+	double *res, *all;
+	int ch, i;
+
+	while ((ch = getopt(argc, argv, "i:")) != -1) {
+		if (ch != 'i') {
+			(void)fprintf(
+			    stderr, "usage: wptok [-i ops] size...\n");
+			return 2;
+		}
+		ops = atol(optarg);
+	}
+	nb = ops / WT_BATCH > 0 ? ops / WT_BATCH : 1;
+	if (optind >= argc ||
+	    (res = calloc((size_t)nb, sizeof(*res))) == NULL ||
+	    (all = calloc((size_t)nb, sizeof(*all))) == NULL)
+		return 2;
+	(void)printf("{");
+	for (i = optind; i < argc; i++) {
+		uint32_t n = (uint32_t)atol(argv[i]);
+		struct tok_table *t;
+		size_t size;
+		void *mem;
+
+		t = wt_table(n, &mem, &size);
+		wt_run(t, nb / 10 > 0 ? nb / 10 : 1, res, all); /* warm up */
+		wt_run(t, nb, res, all);
+		if (tok_table_check(t) != 0) {
+			(void)fprintf(stderr, "wptok: table broken\n");
+			return 1;
+		}
+		(void)printf("%s\"%u\":{\"median_us\":%.3f,\"p99_us\":%.3f,"
+		             "\"with_release_us\":%.3f,\"ops\":%ld}",
+		    i > optind ? "," : "", n, res[nb / 2],
+		    res[(size_t)((double)nb * 0.99)], all[nb / 2],
+		    nb * WT_BATCH);
+		(void)munmap(mem, size); /* done with this size */
+	}
+	(void)printf("}\n");
+	free(res);
+	free(all);
+	return 0;
+}
