@@ -381,7 +381,7 @@ adm_login(struct wrk_req *rq, struct MHD_Connection *conn)
 	if ((left = adm_login_blocked(w, addr, now)) > 0)
 		return adm_too_many(rq, conn, left);
 	if ((body = adm_body(rq, conn, &rc)) == NULL)
-		goto wipe;
+		goto out;
 	pw = json_object_get(body, "password");
 	if (!json_is_string(pw) || json_string_length(pw) == 0 ||
 	    json_string_length(pw) > ADM_PW_MAX) {
@@ -408,7 +408,6 @@ out:
 	if (p != NULL)
 		sodium_memzero(p, len);
 	json_decref(body);
-wipe:
 	if (rq->body != NULL)
 		sodium_memzero(rq->body, rq->len);
 	return rc;

@@ -307,11 +307,10 @@ adm_rejected(const char *s, size_t n, const char *reason)
 	return json_pack("{s:s, s:s}", "value", show, "reason", reason);
 }
 
-/* Why s (n bytes) cannot be a token, or NULL when it can. */
+/* Why s (n bytes) cannot be a token (said in why), or NULL when it can. */
 static const char *
-adm_tok_why(const char *s, size_t n)
+adm_tok_why(const char *s, size_t n, char *why, size_t len)
 {
-	static char why[64];
 	size_t i;
 
 	if (n > TOK_LEN_MAX)
@@ -322,7 +321,7 @@ adm_tok_why(const char *s, size_t n)
 		if (c < 0x20 || c >= 0x7f)
 			return "holds a control or non-ASCII byte";
 		if (c == ' ' || c == '"' || c == ';' || c == '\\') {
-			(void)snprintf(why, sizeof(why),
+			(void)snprintf(why, len,
 			    "holds '%c', which a cookie value cannot", c);
 			return why;
 		}
@@ -370,7 +369,7 @@ static void
 adm_add_one(struct adm_add *a, const char *s, size_t n)
 {
 	struct tok_info ti;
-	char id[ADM_ID_LEN], fp[LOG_TOK_LEN];
+	char id[ADM_ID_LEN], fp[LOG_TOK_LEN], whybuf[64];
 	enum tok_type type;
 	const char *why;
 	uint32_t row, gen, i;
@@ -381,7 +380,7 @@ adm_add_one(struct adm_add *a, const char *s, size_t n)
 		s += 4; /* pasted as a cookie */
 		n -= 4;
 	}
-	if ((why = adm_tok_why(s, n)) != NULL) {
+	if ((why = adm_tok_why(s, n, whybuf, sizeof(whybuf))) != NULL) {
 		a->ninvalid++;
 		a->oom |= json_array_append_new(
 		              a->invalid, adm_rejected(s, n, why)) != 0;
@@ -455,7 +454,7 @@ adm_tok_add(struct wrk_req *rq, struct MHD_Connection *conn)
 	int rc;
 
 	if ((body = adm_body(rq, conn, &rc)) == NULL)
-		goto wipe;
+		goto out;
 	memset(&a, 0, sizeof(a));
 	memset(&extra, 0, sizeof(extra));
 	a.w = rq->w;
@@ -524,7 +523,6 @@ adm_tok_add(struct wrk_req *rq, struct MHD_Connection *conn)
 	        "invalid", a.invalid));
 out:
 	json_decref(body);
-wipe:
 	if (rq->body != NULL)
 		explicit_bzero(rq->body, rq->len); /* it held tokens */
 	return rc;
