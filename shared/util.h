@@ -60,6 +60,13 @@ int util_cidr_match(const struct util_cidr *c, const uint8_t addr[16]);
 /* A numeric address (v4 or v6) into 16 bytes. Returns 0 or WP_EINVAL. */
 int util_addr_parse(const char *s, uint8_t addr[16]);
 
+/*
+ * Make s valid UTF-8 in place: every byte that does not begin a valid
+ * sequence (RFC 3629: no overlong forms, surrogates or code points past
+ * U+10FFFF, nothing cut short) becomes '?'. For text that goes into JSON.
+ */
+void util_utf8_clean(char *s);
+
 /* Parse "host:port" (IPv4, [IPv6] or name; port 0 allowed) into parts. */
 int util_split_hostport(
     const char *s, char *host, size_t hostlen, uint16_t *port);

@@ -711,4 +711,6 @@ grok_error_describe(long status, const char *body, size_t len, char *out,
 		(void)snprintf(
 		    out, outlen, "HTTP %ld with an empty body", status);
 	}
+	/* A Latin-1 page title or a cut character: it goes into JSON. */
+	util_utf8_clean(out);
 }

@@ -7,6 +7,7 @@
 #include <jansson.h>
 
 #include "oai.h"
+#include "util.h"
 
 /* What /v1/models says a model was created: a fixed date, 2025-01-01. */
 #define OAI_MODEL_CREATED 1735689600
@@ -16,10 +17,21 @@ oai_error(
     const char *message, const char *type, const char *param, const char *code)
 {
 	json_t *root;
-	char *s;
+	char *s, *msg, *p = NULL;
 
-	root = json_pack("{s:{s:s, s:s, s:s?, s:s?}}", "error", "message",
-	    message, "type", type, "param", param, "code", code);
+	/* Messages quote what clients and grok.com sent: make them UTF-8. */
+	if ((msg = strdup(message)) == NULL ||
+	    (param != NULL && (p = strdup(param)) == NULL)) {
+		free(msg);
+		return NULL;
+	}
+	util_utf8_clean(msg);
+	if (p != NULL)
+		util_utf8_clean(p);
+	root = json_pack("{s:{s:s, s:s, s:s?, s:s?}}", "error", "message", msg,
+	    "type", type, "param", p, "code", code);
+	free(msg);
+	free(p);
 	if (root == NULL)
 		return NULL;
 	s = json_dumps(root, JSON_COMPACT);

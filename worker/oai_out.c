@@ -406,7 +406,12 @@ oai_dump_cb(const char *buffer, size_t size, void *data)
 {
 	struct oai_dump *d = data;
 
-	if ((d->rc = buf_append(d->b, buffer, size)) != 0)
+	/*
+	 * Once a piece did not fit, refuse the rest too: jansson does not
+	 * stop at every failed piece, and a smaller one after it would fit,
+	 * leaving a frame with a hole in it.
+	 */
+	if (d->rc != 0 || (d->rc = buf_append(d->b, buffer, size)) != 0)
 		return -1;
 	return 0;
 }
@@ -448,7 +453,8 @@ oai_put_json(json_t *j, bool sse, struct buf *out)
 		return WP_ENOMEM;
 	if (sse && (rc = buf_append(out, "data: ", 6)) != 0)
 		goto out;
-	if (json_dump_callback(j, oai_dump_cb, &d, JSON_COMPACT) != 0) {
+	if (json_dump_callback(j, oai_dump_cb, &d, JSON_COMPACT) != 0 ||
+	    d.rc != 0) {
 		rc = d.rc != 0 ? d.rc : WP_ENOMEM;
 		goto out;
 	}
