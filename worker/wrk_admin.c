@@ -92,14 +92,25 @@ int
 adm_error(struct wrk_req *rq, struct MHD_Connection *conn, unsigned status,
     const char *param, const char *code, const char *fmt, ...)
 {
-	char msg[768];
+	char msg[768], *body;
 	va_list ap;
+	size_t i;
 
 	va_start(ap, fmt);
 	(void)vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	return adm_reply(rq, conn, status, "application/json",
-	    oai_error(msg, oai_error_type(status), param, code), NULL, 0);
+	body = oai_error(msg, oai_error_type(status), param, code);
+	if (body == NULL) {
+		/*
+		 * Not UTF-8 (a quoted URL, a name cut mid-character): JSON
+		 * cannot carry it, so the answer says '?' rather than nothing.
+		 */
+		for (i = 0; msg[i] != '\0'; i++)
+			if ((unsigned char)msg[i] >= 0x80)
+				msg[i] = '?';
+		body = oai_error(msg, oai_error_type(status), param, code);
+	}
+	return adm_reply(rq, conn, status, "application/json", body, NULL, 0);
 }
 
 json_t *

@@ -290,6 +290,10 @@ describe('admin API', () => {
 		assertError(await s.send('PATCH', '/api/projects/grok/tokens/999.1', { note: 'x' }), 404);
 		assertError(await s.send('PATCH', '/api/projects/grok/tokens/abc', { note: 'x' }), 404);
 		assertError(await s.send('PUT', p, { note: 'x' }), 405);
+		// Bytes that are not UTF-8 in a quoted path still get an answer.
+		assertError(await s.send('PATCH', '/api/projects/grok/tokens/%ff%fe', { note: 'x' }), 404);
+		assertError(await s.get(`/api/${'a'.repeat(199)}%c3%a9`), 404);
+		assertError(await s.get('/api/projects/grok/tokens/1.1/%e2%82'), 404);
 	});
 
 	test('delete one or many; gone everywhere and from token.json', async () => {
