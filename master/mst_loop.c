@@ -116,6 +116,29 @@ mst_persist(struct mst *m, bool force)
 	log_debug("%s: written", m->tok_path);
 }
 
+/* Give back the tokens a gone worker still held (its lease journal). */
+static void
+mst_leases_back(struct mst *m, int pslot)
+{
+	_Atomic uint64_t *j = shm_leases(&m->shm, (uint32_t)pslot);
+	struct tok_lease l;
+	unsigned n = 0;
+	uint64_t v;
+	size_t i;
+
+	for (i = 0; i < SHM_LEASES; i++) {
+		if ((v = atomic_exchange(&j[i], 0)) == 0)
+			continue;
+		memset(&l, 0, sizeof(l));
+		l.row = (uint32_t)(v >> 32) - 1;
+		l.row_gen = (uint32_t)v;
+		tok_release(m->shm.tok, &l);
+		n++;
+	}
+	if (n > 0)
+		log_notice("gave back %u token leases of a gone worker", n);
+}
+
 static void
 mst_child_gone(struct mst *m, struct mst_child *c, int status)
 {
@@ -140,6 +163,7 @@ mst_child_gone(struct mst *m, struct mst_child *c, int status)
 		log_info("%s (pid %d) exited", what, (int)c->pid);
 	/* A dead worker's streams are gone: so is its count of them. */
 	atomic_store(&p->c.active, 0);
+	mst_leases_back(m, c->pslot);
 	atomic_store(&p->state, SHM_PS_EXITED);
 	atomic_store(&p->pid, 0);
 	atomic_store(&p->role, SHM_ROLE_FREE);

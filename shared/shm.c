@@ -32,7 +32,7 @@ const char *const shm_pstate_name[] = {
 
 static void
 shm_layout(uint32_t tok_cap, size_t *cfg_off, size_t *proc_off, size_t *tok_off,
-    size_t *total)
+    size_t *lease_off, size_t *total)
 {
 	size_t off = SHM_ALIGN(sizeof(struct shm_hdr));
 
@@ -42,13 +42,24 @@ shm_layout(uint32_t tok_cap, size_t *cfg_off, size_t *proc_off, size_t *tok_off,
 	off = SHM_ALIGN(off + SHM_PROCS * sizeof(struct shm_proc));
 	*tok_off = off;
 	off = SHM_ALIGN(off + tok_table_size(tok_cap));
+	/* Pages of journals no worker touches are never made resident. */
+	*lease_off = off;
+	off = SHM_ALIGN(off + (size_t)SHM_PROCS * SHM_LEASES * 8u);
 	*total = off;
+}
+
+_Atomic uint64_t *
+shm_leases(const struct shm *s, uint32_t pslot)
+{
+	WP_ASSERT(pslot < SHM_PROCS);
+	return (_Atomic uint64_t *)((char *)s->hdr + s->hdr->lease_off) +
+	    (size_t)pslot * SHM_LEASES;
 }
 
 int
 shm_create(struct shm *s, uint32_t tok_cap)
 {
-	size_t cfg_off, proc_off, tok_off, total;
+	size_t cfg_off, proc_off, tok_off, lease_off, total;
 	struct shm_hdr *h;
 	char name[64];
 	void *p = MAP_FAILED;
@@ -56,7 +67,7 @@ shm_create(struct shm *s, uint32_t tok_cap)
 
 	memset(s, 0, sizeof(*s));
 	s->wake_fd = -1;
-	shm_layout(tok_cap, &cfg_off, &proc_off, &tok_off, &total);
+	shm_layout(tok_cap, &cfg_off, &proc_off, &tok_off, &lease_off, &total);
 	(void)snprintf(name, sizeof(name), "/webproxyd.%d", (int)getpid());
 	(void)shm_unlink(name); /* a leftover of a dead namesake */
 	fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -85,6 +96,7 @@ shm_create(struct shm *s, uint32_t tok_cap)
 	h->cfg_off[1] = cfg_off + sizeof(struct shm_cfg_slot);
 	h->proc_off = proc_off;
 	h->tok_off = tok_off;
+	h->lease_off = lease_off;
 	h->tok_size = tok_table_size(tok_cap);
 	s->hdr = h;
 	s->size = total;

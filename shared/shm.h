@@ -25,7 +25,7 @@
 #include "tok.h"
 
 #define SHM_MAGIC       0x5750524f58594400ULL /* "WPROXYD\0" */
-#define SHM_ABI_VERSION 5
+#define SHM_ABI_VERSION 6
 #define SHM_PROCS       160 /* old and new workers during a reload, janitor */
 #define SHM_NOTE_MAX    256
 
@@ -159,6 +159,7 @@ struct shm_hdr {
 	uint64_t proc_off;
 	uint64_t tok_off;
 	uint64_t tok_size;
+	uint64_t lease_off; /* SHM_PROCS journals of SHM_LEASES entries */
 };
 
 struct shm {
@@ -173,6 +174,16 @@ struct shm {
  * Returns 0 or WP_ESYS / WP_ENOMEM. Master only, before forking.
  */
 int shm_create(struct shm *s, uint32_t tok_cap);
+/*
+ * Each worker journals the tokens it holds, so the master can give back
+ * the leases of a worker that died holding them. An entry is 0 when free,
+ * else ((row + 1) << 32 | row_gen); only its worker writes it, the master
+ * reads and clears it once the worker is gone. A worker with more leases
+ * at once than SHM_LEASES leaves the rest unjournaled.
+ */
+#define SHM_LEASES 16384
+_Atomic uint64_t *shm_leases(const struct shm *s, uint32_t pslot);
+
 /* Wake the janitor (after a download, a clear request or a reload). */
 void shm_wake_janitor(const struct shm *s);
 /* Unmap (master at exit; children never). */

@@ -89,6 +89,7 @@ struct tok_lease {
 	uint8_t type;
 	uint8_t heavy; /* charges heavy_remaining */
 	uint8_t pad[2];
+	uint32_t journal; /* the worker's journal entry (shm_leases) */
 	char token[TOK_LEN_MAX + 1]; /* copy, for the cookie */
 };
 

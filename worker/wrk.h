@@ -61,6 +61,7 @@ struct wrk {
 	struct shm *shm;
 	const struct cfg *cfg; /* inherited from the master: this generation */
 	struct shm_proc *me;
+	uint32_t pslot; /* me's index: this worker's lease journal */
 	struct MHD_Daemon *mhd;
 	CURLM *multi;
 	int lfd; /* listening socket (the master keeps its own copy) */
@@ -119,6 +120,11 @@ void wrk_proxy_get(struct wrk *w, char *buf, size_t len);
 bool wrk_proxy_pending(struct wrk *w);
 /* Refresh from the pool now (after a 403), or when it is due (tick). */
 void wrk_proxy_refresh(struct wrk *w, bool force);
+
+/* wrk_lease.c: tokens taken from the pool, journaled for the master. */
+int wrk_lease_pick(struct wrk *w, enum cfg_pool pool, uint32_t exclude,
+    struct tok_lease *l, int64_t *retry_at_ms);
+void wrk_lease_release(struct wrk *w, struct tok_lease *l);
 
 /* wrk_statsig.c: x-statsig-id values, from a signer when configured. */
 struct wrk_sig_fetch;

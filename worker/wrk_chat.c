@@ -328,7 +328,7 @@ chat_release(struct wrk_chat *c)
 {
 	if (!c->leased)
 		return;
-	tok_release(c->w->shm->tok, &c->lease);
+	wrk_lease_release(c->w, &c->lease);
 	c->leased = false;
 }
 
@@ -1268,8 +1268,8 @@ chat_attempt(struct wrk_chat *c)
 	c->retry_at_ms = 0;
 	chat_attempt_reset(c);
 	if (!c->leased) {
-		rc = tok_pick(w->shm->tok, (enum cfg_pool)c->model->pool,
-		    util_now_ms(), exclude, &c->lease, &retry_at);
+		rc = wrk_lease_pick(w, (enum cfg_pool)c->model->pool, exclude,
+		    &c->lease, &retry_at);
 		if (rc != 0 && c->last_status != 0) {
 			/* No token left to retry on: say what failed. */
 			chat_fail_final(c, c->last_status, c->last_what);

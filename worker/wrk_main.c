@@ -206,6 +206,7 @@ wrk_main(struct shm *shm, const struct cfg *cfg, int pslot, int lfd, int sigfd)
 	w.shm = shm;
 	w.cfg = cfg;
 	w.me = shm_proc(shm, (uint32_t)pslot);
+	w.pslot = (uint32_t)pslot;
 	w.lfd = lfd;
 	w.sigfd = sigfd;
 	w.epfd = w.ev_tick.fd = w.ev_curl_timer.fd = -1;
