@@ -49,7 +49,7 @@ const P = QUICK ? {
 	latDur: 3, latWarm: 0.5,
 	liveLines: 200, liveConns: 4, liveStreams: 8,
 	tputDur: 4, tputWarm: 1, tputConns: 64,
-	streams: 10000, streamLines: 15, streamMs: 1000, streamRate: 2000,
+	streams: 10000, streamLines: 20, streamMs: 1000, streamRate: 1000,
 	streamReps: 2,
 	tokSizes: [100, 100000], tokOps: 200000,
 	startTokens: 100000,
