@@ -376,3 +376,124 @@ export function openStream(d, body, headers = {}) {
 		req.end(JSON.stringify(body));
 	});
 }
+
+// ---- fault-injection and hostile-client helpers (k_*.test.mjs) ----
+
+// /metrics as { name or name{labels}: number }.
+export async function metrics(d, headers = {}) {
+	const r = await request(d.url('/metrics'), { headers });
+	if (r.status !== 200) throw new Error(`/metrics: ${r.status} ${r.body}`);
+	const out = {};
+	for (const line of r.body.split('\n')) {
+		const m = line.match(/^([a-z_]+(?:\{[^}]*\})?) (\S+)$/);
+		if (m) out[m[1]] = Number(m[2]);
+	}
+	return out;
+}
+
+// One streamed chat on its own connection, read to its end whatever
+// happens. Never rejects: resolves { status, text, events, done (ended
+// with [DONE]), cut (the connection closed before a complete answer),
+// error, ms, end (Date.now() at the end), port (the client's local port,
+// to find the serving process) }.
+// The promise also carries .firstByte (resolves at the first body byte or
+// the end) and .conn.port, set once connected.
+export function streamChat(d, body, headers = {}, timeoutMs = 60000) {
+	const t0 = Date.now();
+	let firstOk;
+	const firstByte = new Promise((ok) => { firstOk = ok; });
+	const conn = { port: 0 };
+	const p = new Promise((resolve) => {
+		let text = '', status = 0, settled = false;
+		const finish = (error) => {
+			if (settled) return;
+			settled = true;
+			clearTimeout(timer);
+			firstOk();
+			let events = [];
+			let bad = null;
+			try { events = sseEvents(text.slice(0, text.lastIndexOf('\n\n') + 2)); }
+			catch (e) { bad = e; }
+			const done = text.endsWith('data: [DONE]\n\n');
+			resolve({ status, text, events, bad, done, cut: !done, error,
+				ms: Date.now() - t0, end: Date.now(), port: conn.port });
+		};
+		const req = http.request(d.url('/v1/chat/completions'), { method: 'POST',
+			headers: { 'content-type': 'application/json', ...headers }, agent: false });
+		const timer = setTimeout(() => { finish('hang'); req.destroy(); }, timeoutMs);
+		req.on('socket', (s) => s.on('connect', () => { conn.port = s.localPort; }));
+		req.on('error', (e) => finish(e.code || e.message));
+		req.on('response', (res) => {
+			status = res.statusCode;
+			res.on('data', (c) => { text += c; firstOk(); });
+			res.on('end', () => finish(null));
+			res.on('error', (e) => finish(e.code || e.message));
+			res.on('aborted', () => finish('aborted'));
+			res.on('close', () => finish(res.complete ? null : 'closed'));
+		});
+		req.end(JSON.stringify(body));
+	});
+	p.firstByte = firstByte;
+	p.conn = conn;
+	return p;
+}
+
+// Which of pids holds the server side of the loopback TCP connection
+// whose client end has local port clientPort (to serverPort). Reads
+// /proc/net/tcp{,6} and each pid's fd table. Returns a Map clientPort ->
+// pid for all the given ports at once.
+export function connOwners(serverPort, clientPorts, pids) {
+	const want = new Set(clientPorts);
+	const inodeOf = new Map(); // inode -> client port
+	for (const f of ['/proc/net/tcp', '/proc/net/tcp6']) {
+		let text = '';
+		try { text = fs.readFileSync(f, 'utf8'); } catch { continue; }
+		for (const line of text.split('\n').slice(1)) {
+			const c = line.trim().split(/\s+/);
+			if (c.length < 10) continue;
+			const lport = parseInt(c[1].split(':')[1], 16);
+			const rport = parseInt(c[2].split(':')[1], 16);
+			if (lport === serverPort && want.has(rport) && c[9] !== '0')
+				inodeOf.set(c[9], rport);
+		}
+	}
+	const out = new Map();
+	for (const pid of pids) {
+		let fds = [];
+		try { fds = fs.readdirSync(`/proc/${pid}/fd`); } catch { continue; }
+		for (const fd of fds) {
+			let l;
+			try { l = fs.readlinkSync(`/proc/${pid}/fd/${fd}`); } catch { continue; }
+			const m = l.match(/^socket:\[(\d+)\]$/);
+			if (m && inodeOf.has(m[1])) out.set(inodeOf.get(m[1]), pid);
+		}
+	}
+	return out;
+}
+
+// The worker children of a daemon: [{pid, args, n}] (n: its slot, 1..).
+export function workersOf(d) {
+	return d.children().filter((c) => /worker \d+/.test(c.args))
+		.map((c) => ({ ...c, n: Number(c.args.match(/worker (\d+)/)[1]) }));
+}
+
+// The p-th percentile (0..100) of an array of numbers.
+export function percentile(xs, p) {
+	if (xs.length === 0) return NaN;
+	const s = [...xs].sort((a, b) => a - b);
+	return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)];
+}
+
+// Whether token.json at path parses as a token file (both maps present).
+export function tokenFileValid(p) {
+	try {
+		const j = JSON.parse(fs.readFileSync(p, 'utf8'));
+		return typeof j.ssoNormal === 'object' && typeof j.ssoSuper === 'object';
+	} catch { return false; }
+}
+
+// Whether the daemon under test is built with ASan (make asan): timings
+// and memory figures then mean little.
+export const SANITIZED = (() => {
+	try { return fs.readFileSync(BIN).includes('__asan_init'); } catch { return false; }
+})();
