@@ -426,13 +426,13 @@ tokfile_check(json_t *doc, const char *path, const char *buf, size_t len,
 		}
 		json_object_foreach(map, token, v)
 		{
-			(void)log_tok(token, fp, sizeof(fp));
 			if (i == TOK_SUPER &&
 			    json_object_get(
 			        json_object_get(doc, tok_type_name[TOK_NORMAL]),
 			        token) != NULL) {
 				tokfile_where(buf, len, tok_type_name[i], token,
 				    NULL, &line, &col);
+				(void)log_tok(token, fp, sizeof(fp));
 				(void)snprintf(err, errlen,
 				    "%s:%d:%d: token %s is in both %s and %s",
 				    path, line, col, fp,
@@ -445,6 +445,7 @@ tokfile_check(json_t *doc, const char *path, const char *buf, size_t len,
 				continue;
 			tokfile_where(buf, len, tok_type_name[i], token,
 			    bad.field, &line, &col);
+			(void)log_tok(token, fp, sizeof(fp));
 			(void)snprintf(err, errlen,
 			    "%s:%d:%d: %s: token %s: %s%s%s", path, line, col,
 			    tok_type_name[i], fp,
@@ -625,9 +626,9 @@ tokfile_load(
 	for (i = 0; i < TOK_NTYPES; i++) {
 		json_object_foreach(tokfile_map(f, (enum tok_type)i), token, v)
 		{
-			(void)log_tok(token, fp, sizeof(fp));
 			if (tokfile_info(
 			        token, v, (enum tok_type)i, &ti, &bad) != 0) {
+				(void)log_tok(token, fp, sizeof(fp));
 				(void)snprintf(err, errlen,
 				    "%s: token %s: %s%s%s", tok_type_name[i],
 				    fp, bad.field != NULL ? bad.field : "",
@@ -643,6 +644,7 @@ tokfile_load(
 				return rc;
 			}
 			if (rc != 0) {
+				(void)log_tok(token, fp, sizeof(fp));
 				(void)snprintf(err, errlen, "%s: token %s: %s",
 				    tok_type_name[i], fp, wp_strerror(rc));
 				return rc;
