@@ -20,6 +20,23 @@ add() { # "N passed, M failed" or "# pass N" / "# fail M" lines
 	fail=$((fail + ${f:-0}))
 }
 
+# san_check WHAT: under `make asan` (WEBPROXYD_SAN_REPORTS set), each new
+# sanitizer report in that folder (ASan and UBSan write one file per
+# process there, workers and the fake included, whose stderr nobody
+# reads) is shown and counts as one failure.
+san_check() {
+	sd=${WEBPROXYD_SAN_REPORTS:-}
+	[ -n "$sd" ] && [ -d "$sd" ] || return 0
+	mkdir -p "$sd/seen"
+	for sr in "$sd"/*.[0-9]*; do
+		[ -f "$sr" ] || continue
+		echo "not ok - sanitizer report after $1: $(basename "$sr")"
+		sed 's/^/# /' "$sr"
+		fail=$((fail + 1))
+		mv "$sr" "$sd/seen/"
+	done
+}
+
 for t in "$build"/test/t_*; do
 	[ -x "$t" ] || continue
 	echo "== unit: $(basename "$t")"
@@ -36,6 +53,7 @@ for t in "$build"/test/t_*; do
 			fail=$((fail + 1))
 		fi
 	fi
+	san_check "$(basename "$t")"
 done
 
 # node_suite NAME FILE...: run node's test runner (TAP) on the files and
@@ -59,6 +77,7 @@ node_suite() {
 		fail=$((fail + 1))
 	fi
 	rm -f "$log"
+	san_check "$name"
 }
 
 # npm_deps DIR: install test/DIR's pinned packages unless node_modules
@@ -120,6 +139,7 @@ bench_sanity() {
 		fail=$((fail + 1))
 	fi
 	rm -f "$log"
+	san_check bench
 }
 
 if [ "$mode" = all ]; then
