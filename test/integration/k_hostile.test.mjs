@@ -68,11 +68,11 @@ test('2,000 slowloris connections: normal clients still answered in their usual 
 			`(${open} still open, ${closedByServer} closed by the server): /healthz p50 ` +
 			`${during.p50hz} p99 ${during.p99hz} ms, chat p50 ${during.p50ch} p99 ${during.p99ch} ms`);
 		// Every normal request was answered (asserted in timings), and
-		// within its usual time: p99 at most 3x before, with 50 ms of
-		// slack for a loaded 2-core machine.
-		assert.ok(during.p99hz <= 3 * before.p99hz + 50,
+		// within its usual time: p99 at most 3x before, with 100 ms of
+		// slack for a loaded 2-core machine (and the sanitizer build).
+		assert.ok(during.p99hz <= 3 * before.p99hz + 100,
 			`/healthz p99 ${during.p99hz} ms vs ${before.p99hz} ms before`);
-		assert.ok(during.p99ch <= 3 * before.p99ch + 50,
+		assert.ok(during.p99ch <= 3 * before.p99ch + 100,
 			`chat p99 ${during.p99ch} ms vs ${before.p99ch} ms before`);
 		assert.equal(open, 2000, 'the server dropped slow clients within connection_timeout?');
 		assert.equal(m.webproxyd_workers, 2);
