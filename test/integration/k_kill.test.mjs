@@ -36,7 +36,7 @@ function assertTokens(d, toks) {
 	}
 }
 
-test('kill -9 of a worker in the middle of 200 streams', async () => {
+test('kill -9 of a worker in the middle of 200 streams', async (t) => {
 	const toks = Array.from({ length: 10 }, (_, i) => `kill-worker-tok-${i}`);
 	const d = await startWithFake({ workers: 2, tokens: tokenFile(toks) },
 		['-q', '1000000']);
@@ -107,6 +107,9 @@ test('kill -9 of a worker in the middle of 200 streams', async () => {
 		const ex = await d.stop();
 		assert.equal(ex.code, 0);
 		assertTokens(d, toks);
+		t.diagnostic(`200 streams: worker ${victim.n} killed with ${cut}, all cut within ` +
+			`${Math.max(...rs.filter((r) => r.cut).map((r) => r.end - tKill))} ms; worker ` +
+			`${other.n}'s ${done} complete; respawned as pid ${again.pid}`);
 	} finally { await d.stop(); }
 });
 
