@@ -497,3 +497,35 @@ export function tokenFileValid(p) {
 export const SANITIZED = (() => {
 	try { return fs.readFileSync(BIN).includes('__asan_init'); } catch { return false; }
 })();
+
+// Under `make asan` (WEBPROXYD_SAN_REPORTS set): ASan writes its reports
+// to files there (log_path), but next to ASan, gcc's UBSan runtime ignores
+// log_path and prints to stderr, which for a daemon or the fake is only
+// their log here. When this test process exits, what a sanitizer said in
+// the log of each daemon and fake started here is written to that folder
+// too, where run.sh counts it as a failure.
+const SAN_DIR = process.env.WEBPROXYD_SAN_REPORTS;
+if (SAN_DIR) {
+	const SAN_RE = /runtime error:|ERROR: (Address|Leak)Sanitizer|SUMMARY: \w+Sanitizer/;
+	const logs = new Set(); // [pid, () => text]
+	const ready = Daemon.prototype.ready;
+	Daemon.prototype.ready = function (...a) {
+		logs.add([this.pid, () => this.log]);
+		return ready.apply(this, a);
+	};
+	const fake0 = startFake;
+	startFake = async (...a) => {
+		const f = await fake0(...a);
+		logs.add([f.proc.pid, f.log]);
+		return f;
+	};
+	process.on('exit', () => {
+		for (const [pid, text] of logs) {
+			const lines = text().split('\n');
+			const i = lines.findIndex((l) => SAN_RE.test(l));
+			if (i >= 0)
+				fs.writeFileSync(path.join(SAN_DIR, `stderr.${pid}`),
+					`${process.argv[1]}\n${lines.slice(Math.max(0, i - 3)).join('\n')}\n`);
+		}
+	});
+}
