@@ -118,7 +118,8 @@ test: deps-test
 
 # Sanitizer reports go to files, one per process (log_path), because a
 # worker's stderr is only the daemon's log: run.sh shows each one and
-# counts it as a failure.
+# counts it as a failure. UBSan ignores log_path next to ASan: lib.mjs
+# copies its reports there from the daemons' and the fake's logs.
 SAN_REPORTS = $(CURDIR)/build/asan/reports
 
 asan: deps-test
