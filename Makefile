@@ -19,6 +19,14 @@ ifeq ($(SAN),1)
 OPT	 = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
 	   -fno-sanitize-recover=all
 LDSAN	 = -fsanitize=address,undefined
+else ifeq ($(SAN),fuzz)
+# make fuzz: clang with libFuzzer's hooks, ASan and UBSan. clang warns
+# where gcc does not (FUZZ_LAX): shown, but fatal only in test/fuzz/.
+OPT	 = -O1 -g -fsanitize=fuzzer-no-link,address,undefined \
+	   -fno-omit-frame-pointer -fno-sanitize-recover=all $(FUZZ_LAX)
+LDSAN	 = -fsanitize=fuzzer,address,undefined
+FUZZ_LAX = -Wno-error=cast-align -Wno-error=format-nonliteral \
+	   -Wno-error=string-conversion
 else
 OPT	 = -O2 -g -D_FORTIFY_SOURCE=3 -fstack-protector-strong
 LDSAN	 =
@@ -36,6 +44,13 @@ LIB_OBJ	   = $(patsubst %.c,$(BUILD)/%.o,$(SHARED_SRC) $(WORKER_SRC) \
 MAIN_OBJ   = $(BUILD)/master/main.o
 UNIT_SRC   = $(wildcard test/unit/t_*.c)
 UNIT_BIN   = $(patsubst test/unit/%.c,$(BUILD)/test/%,$(UNIT_SRC))
+# Fuzz targets (test/fuzz/README.md); each also runs with the unit tests
+# as t_fuzz_<name>, replaying its seed corpus and regression inputs.
+FUZZ_SRC   = $(wildcard test/fuzz/fz_*.c)
+FUZZ_NAMES = $(patsubst test/fuzz/fz_%.c,%,$(FUZZ_SRC))
+UNIT_BIN  += $(patsubst %,$(BUILD)/test/t_fuzz_%,$(FUZZ_NAMES))
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= $(FUZZ_NAMES)
 FAKE_SRC   = $(wildcard test/fake/*.c)
 FAKE_BIN   = $(BUILD)/fakegrok
 BENCH_SRC  = $(wildcard test/bench/*.c)
@@ -46,9 +61,10 @@ DEB_BUILD = build-essential pkg-config libmicrohttpd-dev libcurl4-openssl-dev \
 	    libjansson-dev libcyaml-dev libyaml-dev libsodium-dev
 DEB_TEST  = $(DEB_BUILD) nodejs npm mandoc procps curl chromium \
 	    fonts-wqy-microhei
+DEB_FUZZ  = clang libclang-rt-14-dev
 
-.PHONY: all run demo test check asan fuzz bench install clean lint help \
-	deps deps-test man-lint
+.PHONY: all run demo test check asan fuzz fuzz-smoke bench install clean \
+	lint help deps deps-test man-lint
 
 all: $(BUILD)/webproxyd $(FAKE_BIN)
 
@@ -59,6 +75,7 @@ help:
 	@echo "make test       install what is missing, build, run every test"
 	@echo "make check      unit tests only"
 	@echo "make asan       every test under ASan+UBSan"
+	@echo "make fuzz       each fuzz target for FUZZ_SECONDS (fuzz-smoke: 5)"
 	@echo "make bench      benchmark against nginx and the direct floor"
 	@echo "make install    PREFIX=$(PREFIX) DESTDIR=$(DESTDIR)"
 	@echo "make lint       clang-format check, man page lint"
@@ -72,6 +89,19 @@ $(BUILD)/%.o: %.c
 
 $(BUILD)/test/%: $(BUILD)/test/unit/%.o $(LIB_OBJ)
 	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# A fuzz target with replay.c's main (make test), or with libFuzzer's
+# (make fuzz, in build/fuzz).
+$(BUILD)/test/t_fuzz_%: $(BUILD)/test/fuzz/fz_%.o $(BUILD)/test/fuzz/fuzz.o \
+    $(BUILD)/test/fuzz/replay.o $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/test/fuzz/replay.o: CFLAGS += -DFUZZ_DIR='"$(CURDIR)/test/fuzz"'
+$(BUILD)/test/fuzz/%.o: FUZZ_LAX =
+
+$(BUILD)/fz_%: $(BUILD)/test/fuzz/fz_%.o $(BUILD)/test/fuzz/fuzz.o $(LIB_OBJ)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(FAKE_BIN): $(patsubst %.c,$(BUILD)/%.o,$(FAKE_SRC)) $(LIB_OBJ)
@@ -130,6 +160,17 @@ asan: deps-test
 	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:log_path=$(SAN_REPORTS)/ubsan \
 	    WEBPROXYD_SAN_REPORTS=$(SAN_REPORTS) sh test/run.sh all build/asan
 
+# Each fuzz target for FUZZ_SECONDS with its seed corpus and dictionary;
+# new inputs and crashes go to build/fuzz. test/fuzz/README.md.
+fuzz:
+	@sh test/deps.sh $(DEB_BUILD) $(DEB_FUZZ)
+	@$(MAKE) --no-print-directory BUILD=build/fuzz CC=clang SAN=fuzz \
+	    $(patsubst %,build/fuzz/fz_%,$(FUZZ_TARGETS))
+	@sh test/fuzz/run.sh build/fuzz $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+fuzz-smoke:
+	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=5
+
 # The figures of issue 6 beside nginx and the direct floor, on loopback;
 # the table goes to $(BUILD)/bench/results.md. test/bench/README.md.
 bench: deps-test
@@ -140,7 +181,7 @@ bench: deps-test
 lint: man-lint
 	clang-format --dry-run --Werror $(SHARED_SRC) $(MASTER_SRC) \
 	    $(WORKER_SRC) $(wildcard shared/*.h master/*.h worker/*.h) \
-	    $(UNIT_SRC) $(FAKE_SRC) $(BENCH_SRC)
+	    $(UNIT_SRC) $(FAKE_SRC) $(BENCH_SRC) $(wildcard test/fuzz/*.[ch])
 
 man-lint:
 	mandoc -Tlint -Wwarning man/webproxyd.8 man/webproxyd.yaml.5
