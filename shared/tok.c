@@ -1132,6 +1132,15 @@ int
 tok_pick(struct tok_table *t, enum cfg_pool pool, int64_t now_ms,
     uint32_t exclude_row, struct tok_lease *lease, int64_t *retry_at_ms)
 {
+	return tok_pick_journaled(
+	    t, pool, now_ms, exclude_row, lease, retry_at_ms, NULL);
+}
+
+int
+tok_pick_journaled(struct tok_table *t, enum cfg_pool pool, int64_t now_ms,
+    uint32_t exclude_row, struct tok_lease *lease, int64_t *retry_at_ms,
+    _Atomic uint64_t *jrn)
+{
 	static const unsigned normal[] = { TOK_NORMAL * TOK_NHK + TOK_HK_AVAIL,
 		TOK_SUPER * TOK_NHK + TOK_HK_AVAIL };
 	static const unsigned super[] = { TOK_SUPER * TOK_NHK + TOK_HK_HEAVY };
@@ -1172,6 +1181,14 @@ tok_pick(struct tok_table *t, enum cfg_pool pool, int64_t now_ms,
 		goto out;
 	}
 	r = tok_row(t, row);
+	/*
+	 * The journal learns of the lease before the count does, under the
+	 * lock: a holder killed in between leaves a lease the master gives
+	 * back once too often (clamped at 0), never one counted for good.
+	 */
+	if (jrn != NULL)
+		atomic_store_explicit(jrn, ((uint64_t)row + 1) << 32 | r->gen,
+		    memory_order_release);
 	r->inflight++;
 	r->last_used_ms = now_ms;
 	tok_place(t, row);

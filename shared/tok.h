@@ -192,6 +192,14 @@ int tok_table_stats(struct tok_table *t, struct tok_stats *st);
  */
 int tok_pick(struct tok_table *t, enum cfg_pool pool, int64_t now_ms,
     uint32_t exclude_row, struct tok_lease *lease, int64_t *retry_at_ms);
+/*
+ * tok_pick that also notes the lease in *jrn (((row + 1) << 32) | gen)
+ * inside the locked section, so a holder that dies at any point can have
+ * its lease given back (see shm_leases). jrn may be NULL.
+ */
+int tok_pick_journaled(struct tok_table *t, enum cfg_pool pool, int64_t now_ms,
+    uint32_t exclude_row, struct tok_lease *lease, int64_t *retry_at_ms,
+    _Atomic uint64_t *jrn);
 /* The request is over: no longer in flight. */
 void tok_release(struct tok_table *t, const struct tok_lease *lease);
 

@@ -55,6 +55,7 @@ struct media_op {
 	struct curl_slist *hdrs;
 	char *payload;
 	int fd;
+	int werr; /* errno of a failed write into the cache */
 	size_t got;
 	char refused[160]; /* why an address was refused, if it was */
 	char tmp[MEDIA_PATH_MAX], final[MEDIA_PATH_MAX], name[48];
@@ -314,9 +315,12 @@ media_on_body(char *data, size_t size, size_t nmemb, void *arg)
 		(void)curl_easy_getinfo(
 		    op->x.easy, CURLINFO_RESPONSE_CODE, &status);
 		if (status >= 200 && status < 300) {
-			if (op->got + n > MEDIA_ASSET_MAX ||
-			    util_write_all(op->fd, data, n) != 0)
+			if (op->got + n > MEDIA_ASSET_MAX)
 				return 0;
+			if (util_write_all(op->fd, data, n) != 0) {
+				op->werr = errno;
+				return 0;
+			}
 			op->got += n;
 			return n;
 		}
@@ -734,6 +738,13 @@ media_dl_done(struct wrk *w, struct wrk_xfer *x, CURLcode rc)
 
 	CHECK_OBJ(op, MEDIA_MAGIC);
 	(void)curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+	if (op->werr != 0) {
+		/* The disk, not grok.com: say so (ENOSPC, EDQUOT, EIO). */
+		media_fail(w, op, WP_ESYS,
+		    "the media cache %s cannot be written: %s", op->tmp,
+		    strerror(op->werr));
+		return;
+	}
 	if (rc != CURLE_OK || status < 200 || status >= 300 || op->got == 0) {
 		media_fail(w, op, WP_ESYS, "grok.com asset download failed: %s",
 		    rc != CURLE_OK ? curl_easy_strerror(rc) : "bad status");

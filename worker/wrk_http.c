@@ -438,8 +438,13 @@ wrk_access(void *cls, struct MHD_Connection *conn, const char *url,
 		    &w->me->c.active, 1, memory_order_relaxed);
 		if (wrk_smuggling(conn))
 			return wrk_refuse_framing(rq, conn);
+		/*
+		 * Answer on the next call, as for a body: libmicrohttpd
+		 * 0.9.75 closes a keep-alive connection whose answer was
+		 * queued on the first call.
+		 */
 		if (!wrk_has_body(method))
-			return wrk_dispatch(rq, conn, method);
+			return MHD_YES;
 		/* Refuse an announced oversized body before reading it. */
 		cl = MHD_lookup_connection_value(
 		    conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);

@@ -20,7 +20,7 @@ wrk_lease_pick(struct wrk *w, enum cfg_pool pool, uint32_t exclude,
     struct tok_lease *l, int64_t *retry_at_ms)
 {
 	_Atomic uint64_t *j = shm_leases(w->shm, w->pslot);
-	uint32_t i;
+	uint32_t i, jslot;
 	int rc;
 
 	if (!lease_ready) {
@@ -29,17 +29,19 @@ wrk_lease_pick(struct wrk *w, enum cfg_pool pool, uint32_t exclude,
 		lease_nfree = SHM_LEASES;
 		lease_ready = true;
 	}
-	rc =
-	    tok_pick(w->shm->tok, pool, util_now_ms(), exclude, l, retry_at_ms);
+	if (lease_nfree == 0) { /* more leases than entries: unjournaled */
+		l->journal = SHM_LEASES;
+		return tok_pick(
+		    w->shm->tok, pool, util_now_ms(), exclude, l, retry_at_ms);
+	}
+	/* The pick notes the lease in the journal under the table's lock. */
+	jslot = lease_free[lease_nfree - 1];
+	rc = tok_pick_journaled(w->shm->tok, pool, util_now_ms(), exclude, l,
+	    retry_at_ms, &j[jslot]);
 	if (rc != 0)
 		return rc;
-	l->journal = SHM_LEASES; /* none: more leases than entries */
-	if (lease_nfree > 0) {
-		l->journal = lease_free[--lease_nfree];
-		atomic_store_explicit(&j[l->journal],
-		    ((uint64_t)l->row + 1) << 32 | l->row_gen,
-		    memory_order_release);
-	}
+	lease_nfree--;
+	l->journal = jslot;
 	return 0;
 }
 
@@ -48,11 +50,15 @@ wrk_lease_release(struct wrk *w, struct tok_lease *l)
 {
 	_Atomic uint64_t *j = shm_leases(w->shm, w->pslot);
 
-	/* Journal first: a death in between loses a count, never doubles. */
+	/*
+	 * The count first, then the journal: a death in between makes the
+	 * master give the lease back once more (clamped at 0), never leaves
+	 * it counted for good.
+	 */
+	tok_release(w->shm->tok, l);
 	if (l->journal < SHM_LEASES) {
 		atomic_store_explicit(&j[l->journal], 0, memory_order_release);
 		lease_free[lease_nfree++] = l->journal;
 		l->journal = SHM_LEASES;
 	}
-	tok_release(w->shm->tok, l);
 }
