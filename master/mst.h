@@ -6,6 +6,8 @@
 #ifndef WP_MST_H
 #define WP_MST_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -62,6 +64,15 @@ struct mst {
 	int64_t janitor_at_ms;
 	int sigfd;
 	bool stopping;
+	/*
+	 * token.json is written by a thread, so a large pool (seconds to
+	 * write) never stalls the loop; only it touches tok_base meanwhile.
+	 */
+	pthread_t writer;
+	bool writer_on;
+	_Atomic bool writer_done;
+	int writer_rc, writer_errno;
+	uint64_t writer_dirty;
 	bool stop_fast; /* SIGTERM seen: children get SIGTERM */
 };
 

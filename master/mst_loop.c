@@ -93,27 +93,70 @@ mst_signal_children(struct mst *m, int sig)
 			(void)kill(m->ch[i].pid, sig); /* may be gone */
 }
 
-/*
- * Token state to disk when it changed, at most once a second; with force
- * (reload, stop) at once and whether or not it changed.
- */
-static void
-mst_persist(struct mst *m, bool force)
+static void *
+mst_writer_main(void *arg)
 {
-	int64_t now = util_mono_ms();
-	uint64_t dirty = tok_table_dirty(m->shm.tok);
+	struct mst *m = arg;
 
-	if (!force &&
-	    (dirty == m->tok_saved ||
-	        now - m->tok_saved_ms < MST_SAVE_EVERY_MS))
-		return;
-	m->tok_saved_ms = now;
-	if (tokfile_write(m->shm.tok, m->tok_path, &m->tok_base) != 0) {
+	m->writer_rc = tokfile_write(m->shm.tok, m->tok_path, &m->tok_base);
+	m->writer_errno = errno;
+	atomic_store(&m->writer_done, true);
+	return NULL;
+}
+
+static void
+mst_written(struct mst *m, int rc, int err, uint64_t dirty)
+{
+	if (rc != 0) {
+		errno = err;
 		log_warn("%s: not written, will retry", m->tok_path);
 		return;
 	}
 	m->tok_saved = dirty;
 	log_debug("%s: written", m->tok_path);
+}
+
+/* Collect a finished write (or, with wait, the one under way). */
+static void
+mst_writer_reap(struct mst *m, bool wait)
+{
+	if (!m->writer_on || (!wait && !atomic_load(&m->writer_done)))
+		return;
+	(void)pthread_join(m->writer, NULL); /* joinable and ours */
+	m->writer_on = false;
+	mst_written(m, m->writer_rc, m->writer_errno, m->writer_dirty);
+}
+
+/*
+ * Token state to disk when it changed, at most once a second, by the
+ * writer thread; with force (reload, stop) at once, here, whether or not
+ * it changed.
+ */
+static void
+mst_persist(struct mst *m, bool force)
+{
+	int64_t now = util_mono_ms();
+	uint64_t dirty;
+
+	mst_writer_reap(m, force);
+	if (m->writer_on)
+		return; /* still writing: the next tick looks again */
+	dirty = tok_table_dirty(m->shm.tok);
+	if (!force &&
+	    (dirty == m->tok_saved ||
+	        now - m->tok_saved_ms < MST_SAVE_EVERY_MS))
+		return;
+	m->tok_saved_ms = now;
+	if (!force) {
+		m->writer_dirty = dirty;
+		atomic_store(&m->writer_done, false);
+		if (pthread_create(&m->writer, NULL, mst_writer_main, m) == 0) {
+			m->writer_on = true;
+			return;
+		}
+	}
+	mst_written(m, tokfile_write(m->shm.tok, m->tok_path, &m->tok_base),
+	    errno, dirty);
 }
 
 /* Give back the tokens a gone worker still held (its lease journal). */
@@ -308,6 +351,7 @@ mst_reload_tokens(struct mst *m)
 	unsigned added = 0, removed = 0, changed = 0;
 	char err[CFG_ERR_MAX];
 
+	mst_writer_reap(m, true); /* the merge needs tok_base */
 	if (tokfile_read(m->tok_path, &edited, err, sizeof(err)) != 0) {
 		log_errx("reload: %s; keeping the live tokens", err);
 		return;

@@ -222,6 +222,9 @@ chat_answer(struct wrk_chat *c, unsigned status, char *body)
 	c->answer_status = status;
 	c->answer_body = body;
 	c->finished = true;
+	/* Out of memory for the answer itself: close, never park the client. */
+	if (body == NULL)
+		c->client_gone = true;
 	chat_wake(c);
 }
 
