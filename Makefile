@@ -107,6 +107,9 @@ $(BUILD)/fz_%: $(BUILD)/test/fuzz/fz_%.o $(BUILD)/test/fuzz/fuzz.o $(LIB_OBJ)
 $(FAKE_BIN): $(patsubst %.c,$(BUILD)/%.o,$(FAKE_SRC)) $(LIB_OBJ)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+# The admin panel's files are built into this object (.incbin).
+$(BUILD)/worker/adm_www.o: $(wildcard www/*)
+
 # The benchmark's tools: the load generator and the start-up timer need
 # only libc; the token-pool timer links the shared objects.
 $(BUILD)/bench/wpload: $(BUILD)/test/bench/wpload.o
@@ -120,9 +123,6 @@ $(BUILD)/bench/wpready: $(BUILD)/test/bench/wpready.o
 $(BUILD)/bench/wptok: $(BUILD)/test/bench/wptok.o $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
-
-# The admin panel's files are built into this object (.incbin).
-$(BUILD)/worker/adm_www.o: $(wildcard www/*)
 
 deps:
 	@sh test/deps.sh $(DEB_BUILD)

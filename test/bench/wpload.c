@@ -201,7 +201,8 @@ wl_print_series(const char *name, struct wl_vec *s, bool last)
 	double sum = 0;
 	size_t i;
 
-	qsort(s->v, s->n, sizeof(*s->v), wl_cmp);
+	if (s->n > 0) /* an empty series has no array to sort */
+		qsort(s->v, s->n, sizeof(*s->v), wl_cmp);
 	for (i = 0; i < s->n; i++)
 		sum += (double)s->v[i];
 	(void)printf("\"%s\":{\"n\":%zu,\"p50\":%.1f,\"p90\":%.1f,"
