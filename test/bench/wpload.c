@@ -119,6 +119,15 @@ struct wl {
 	char rbuf[WL_READ_MAX];
 };
 
+/* The leading decimal number of s (0 when none or negative). */
+static long
+wl_num(const char *s)
+{
+	long v = strtol(s, NULL, 10);
+
+	return v < 0 ? 0 : v;
+}
+
 static volatile sig_atomic_t wl_quit; /* set by SIGINT/SIGTERM */
 
 static void
@@ -404,7 +413,7 @@ wl_head(struct wl_conn *c, size_t end)
 
 	if (end < 12 || strncmp(p, "HTTP/1.", 7) != 0)
 		return -1;
-	c->status = atoi(p + 9); /* "HTTP/1.1 200": a test tool's liberty */
+	c->status = (int)wl_num(p + 9); /* "HTTP/1.1 200" */
 	c->body = WL_B_EOF;
 	c->keepalive = p[7] == '1';
 	while ((nl = memchr(p, '\n', (size_t)(e - p))) != NULL) {
@@ -768,7 +777,7 @@ wl_args(int argc, char **argv, struct wl *l)
 				wl_usage();
 			*colon = '\0';
 			l->addr.sin_family = AF_INET;
-			l->addr.sin_port = htons((uint16_t)atoi(colon + 1));
+			l->addr.sin_port = htons((uint16_t)wl_num(colon + 1));
 			if (inet_pton(AF_INET, optarg, &l->addr.sin_addr) != 1)
 				wl_usage();
 			break;
@@ -776,10 +785,10 @@ wl_args(int argc, char **argv, struct wl *l)
 			l->req = wl_slurp(optarg, &l->reqlen);
 			break;
 		case 'c':
-			l->conns = atol(optarg);
+			l->conns = wl_num(optarg);
 			break;
 		case 'n':
-			l->nreq = atol(optarg);
+			l->nreq = wl_num(optarg);
 			break;
 		case 'd':
 			l->dur_s = atof(optarg);
@@ -805,7 +814,7 @@ wl_args(int argc, char **argv, struct wl *l)
 			l->done = optarg;
 			break;
 		case 'e':
-			l->expect = atol(optarg);
+			l->expect = wl_num(optarg);
 			break;
 		case 't':
 			l->timeout_s = atof(optarg);
