@@ -283,6 +283,67 @@ grok_nd_object(struct grok_nd *p, const json_t *o, grok_ev_fn *fn, void *arg)
 	return 0;
 }
 
+static bool
+grok_nd_has(const char *s, size_t n, const char *needle)
+{
+	return memmem(s, n, needle, strlen(needle)) != NULL;
+}
+
+/*
+ * The line most of an answer is made of, {"result":{"response":{"token":
+ * "<plain text>",...}}}, read without building a tree: the benchmark
+ * found json_loadb on these lines to be most of a request's cost. Only
+ * the plainest form qualifies (that prefix, no escape, no key that would
+ * give another event); anything else returns false and gets the full
+ * parser, so both ways give the same events.
+ */
+static bool
+grok_nd_fast(struct grok_nd *p, const char *s, size_t n, grok_ev_fn *fn,
+    void *arg, int *rc)
+{
+	static const char pre[] = "{\"result\":{\"response\":{\"token\":\"";
+	static const char *const acts[] = { "\"error\"", "\"webSearchResults\"",
+		"\"toolUsageCardId\"", "\"modelResponse\"", "\"streaming",
+		"\"userResponse\"", "\"imageAttachmentInfo\"",
+		"\"cardAttachment\"", "\"token\"" };
+	const char *tok = s + sizeof(pre) - 1, *end, *rest, *lim = s + n;
+	char text[1024];
+	struct grok_ev ev;
+	size_t i, len, rn;
+
+	if (n < sizeof(pre) - 1 || memcmp(s, pre, sizeof(pre) - 1) != 0)
+		return false;
+	for (end = tok; end < lim && *end != '"'; end++)
+		if (*end == '\\' || (unsigned char)*end < 0x20)
+			return false;
+	len = (size_t)(end - tok);
+	if (end == lim || len >= sizeof(text))
+		return false;
+	rest = end + 1;
+	rn = (size_t)(lim - rest);
+	/* Values with no escapes cannot hide a key inside a string. */
+	if (memchr(rest, '\\', rn) != NULL || rn < 3 ||
+	    memcmp(lim - 3, "}}}", 3) != 0)
+		return false;
+	for (i = 0; i < ARRAY_LEN(acts); i++)
+		if (grok_nd_has(rest, rn, acts[i]))
+			return false;
+	p->objects++;
+	p->seen_response = true;
+	*rc = 0;
+	if (len == 0)
+		return true;
+	memcpy(text, tok, len);
+	text[len] = '\0';
+	grok_nd_ev_init(&ev, GROK_EV_TOKEN);
+	ev.text = text;
+	ev.len = len;
+	ev.thinking = grok_nd_has(rest, rn, "\"isThinking\":true");
+	ev.header = grok_nd_has(rest, rn, "\"messageTag\":\"header\"");
+	*rc = fn(arg, &ev);
+	return true;
+}
+
 static int
 grok_nd_parse(
     struct grok_nd *p, const char *s, size_t n, grok_ev_fn *fn, void *arg)
@@ -291,6 +352,8 @@ grok_nd_parse(
 	json_t *o;
 	int rc;
 
+	if (grok_nd_fast(p, s, n, fn, arg, &rc))
+		return rc;
 	if ((o = json_loadb(s, n, 0, &jerr)) == NULL) {
 		p->malformed++;
 		return 0;
