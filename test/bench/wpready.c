@@ -93,7 +93,7 @@ main(int argc, char **argv)
 
 	while ((ch = getopt(argc, argv, "p:t:")) != -1) {
 		if (ch == 'p')
-			port = (unsigned)atoi(optarg);
+			port = (unsigned)strtoul(optarg, NULL, 10);
 		else if (ch == 't')
 			timeout_ms = atof(optarg);
 		else

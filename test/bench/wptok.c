@@ -117,6 +117,7 @@ main(int argc, char **argv)
 {
 	long ops = 200000, nb;
 	double *res, *all;
+	int64_t v;
 	int ch, i;
 
 	while ((ch = getopt(argc, argv, "i:")) != -1) {
@@ -125,7 +126,12 @@ main(int argc, char **argv)
 			    stderr, "usage: wptok [-i ops] size...\n");
 			return 2;
 		}
-		ops = atol(optarg);
+		if (util_parse_i64(optarg, 1, INT64_MAX / 2, &v) != 0) {
+			(void)fprintf(stderr,
+			    "wptok: -i %s: a positive number\n", optarg);
+			return 2;
+		}
+		ops = (long)v;
 	}
 	nb = ops / WT_BATCH > 0 ? ops / WT_BATCH : 1;
 	if (optind >= argc ||
@@ -134,7 +140,14 @@ main(int argc, char **argv)
 		return 2;
 	(void)printf("{");
 	for (i = optind; i < argc; i++) {
-		uint32_t n = (uint32_t)atol(argv[i]);
+		uint32_t n;
+
+		if (util_parse_i64(argv[i], 1, 1000000, &v) != 0) {
+			(void)fprintf(stderr,
+			    "wptok: %s: a size of 1 to 1000000\n", argv[i]);
+			return 2;
+		}
+		n = (uint32_t)v;
 		struct tok_table *t;
 		size_t size;
 		void *mem;

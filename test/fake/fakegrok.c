@@ -822,7 +822,7 @@ fg_req_free(struct fg_req *rq)
 	CHECK_OBJ(rq, FG_REQ_MAGIC);
 	if (rq->pending != NULL)
 		MHD_destroy_response(rq->pending); /* never queued */
-	fg_buf_fini(&rq->body);
+	buf_fini(&rq->body);
 	json_decref(rq->json);
 	free(rq->token);
 	rq->magic = 0;
@@ -843,7 +843,7 @@ fg_req_new(struct MHD_Connection *c)
 	rq->state = FG_RQ_BODY;
 	rq->wait.fd = -1;
 	atomic_init(&rq->wait.aborted, false);
-	fg_buf_init(&rq->body, FG_BODY_MAX);
+	buf_init(&rq->body, FG_BODY_MAX);
 	if (cl != NULL &&
 	    (util_parse_i64(cl, 0, INT64_MAX, &n) != 0 ||
 	        (uint64_t)n > FG_BODY_MAX))
@@ -938,10 +938,10 @@ fg_on_request(void *cls, struct MHD_Connection *c, const char *url,
 		return MHD_YES;
 	if (*upload_data_size > 0) {
 		if (!rq->too_big &&
-		    fg_buf_add(&rq->body, upload_data, *upload_data_size) !=
+		    buf_append(&rq->body, upload_data, *upload_data_size) !=
 		        0) {
 			rq->too_big = true; /* keep reading, drop the bytes */
-			fg_buf_fini(&rq->body);
+			buf_fini(&rq->body);
 		}
 		*upload_data_size = 0;
 		return MHD_YES;

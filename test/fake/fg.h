@@ -18,6 +18,8 @@
 #include <jansson.h>
 #include <microhttpd.h>
 
+#include "buf.h"
+
 /* Biggest request body we take (an upload carries a base64 image). */
 #define FG_BODY_MAX ((size_t)64 << 20)
 /* Recorded bodies bigger than this are stored with long strings cut. */
@@ -25,25 +27,14 @@
 
 /* ---- fg_util.c: buffers, JSON text, ids, base64 ---- */
 
-/* A growable byte buffer with a hard cap fixed at init. */
-struct fg_buf {
-	char *p;
-	size_t len;
-	size_t cap;
-	size_t max;
-};
-
-void fg_buf_init(struct fg_buf *b, size_t max);
-void fg_buf_fini(struct fg_buf *b);
-/* Append; 0, or WP_ETOOBIG past the cap, or WP_ENOMEM. */
-int fg_buf_add(struct fg_buf *b, const void *d, size_t n);
-int fg_buf_adds(struct fg_buf *b, const char *s);
-int fg_buf_addf(struct fg_buf *b, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+/*
+ * Buffers are shared/buf.h's (a hard cap fixed at init); these add JSON
+ * text to one.
+ */
 /* Append s[0..n) as a quoted JSON string (UTF-8 kept raw). */
-int fg_buf_add_jstr(struct fg_buf *b, const char *s, size_t n);
+int fg_buf_add_jstr(struct buf *b, const char *s, size_t n);
 /* The same without the quotes, to build one string from pieces. */
-int fg_buf_add_jesc(struct fg_buf *b, const char *s, size_t n);
+int fg_buf_add_jesc(struct buf *b, const char *s, size_t n);
 
 /* A random version-4 UUID, lower case with dashes. Thread-safe. */
 void fg_uuid(char out[37]);
@@ -245,7 +236,7 @@ struct fg_req {
 	unsigned magic;
 	enum fg_route route;
 	enum fg_req_state state;
-	struct fg_buf body;
+	struct buf body;
 	bool too_big;
 	json_t *json; /* the parsed body, if it parsed */
 	char *token;  /* the sso cookie's value, or NULL */

@@ -147,7 +147,7 @@ struct fg_stream {
 	uint64_t ipos;
 	bool garbage_done;
 	uint64_t nlines;
-	struct fg_buf out; /* bytes generated, not yet given to MHD */
+	struct buf out; /* bytes generated, not yet given to MHD */
 	size_t off;
 	uint64_t next_due_ns;
 	bool done, cut, aborted;
@@ -518,7 +518,7 @@ fg_answer_tok(const struct fg_stream *st, uint64_t i, size_t *len)
 static int
 fg_line_tail(struct fg_stream *st, bool thinking)
 {
-	return fg_buf_addf(&st->out,
+	return buf_printf(&st->out,
 	    ",\"isThinking\":%s,\"isSoftStop\":false,\"responseId\":\"%s\"}}}",
 	    thinking ? "true" : "false", st->rid);
 }
@@ -526,7 +526,7 @@ fg_line_tail(struct fg_stream *st, bool thinking)
 static int
 fg_line_conv(struct fg_stream *st)
 {
-	return fg_buf_addf(&st->out,
+	return buf_printf(&st->out,
 	    "{\"result\":{\"conversation\":{\"conversationId\":\"%s\","
 	    "\"title\":\"New conversation\",\"starred\":false,"
 	    "\"createTime\":\"%s\",\"modifyTime\":\"%s\","
@@ -541,12 +541,12 @@ fg_line_user(struct fg_stream *st)
 {
 	int rc;
 
-	if ((rc = fg_buf_addf(&st->out,
+	if ((rc = buf_printf(&st->out,
 	         "{\"result\":{\"response\":{\"userResponse\":{"
 	         "\"responseId\":\"%s\",\"message\":",
 	         st->uid)) != 0 ||
 	    (rc = fg_buf_add_jstr(&st->out, st->msg, st->msglen)) != 0 ||
-	    (rc = fg_buf_addf(&st->out,
+	    (rc = buf_printf(&st->out,
 	         ",\"sender\":\"human\",\"createTime\":\"%s\","
 	         "\"manual\":false,\"partial\":false,\"shared\":false,"
 	         "\"query\":\"\",\"queryType\":\"\",\"webSearchResults\":[],"
@@ -559,7 +559,7 @@ fg_line_user(struct fg_stream *st)
 	    (rc = fg_buf_add_jstr(&st->out, st->model, strlen(st->model))) != 0)
 		return rc;
 	/* The user turn has its own responseId; the tail names ours. */
-	return fg_buf_addf(&st->out,
+	return buf_printf(&st->out,
 	    "},\"isThinking\":false,\"isSoftStop\":false,"
 	    "\"responseId\":\"%s\"}}}",
 	    st->uid);
@@ -571,40 +571,40 @@ fg_line_token(struct fg_stream *st, const char *tok, size_t len, bool thinking,
 {
 	int rc;
 
-	if ((rc = fg_buf_adds(
+	if ((rc = buf_puts(
 	         &st->out, "{\"result\":{\"response\":{\"token\":")) != 0 ||
 	    (rc = fg_buf_add_jstr(&st->out, tok, len)) != 0 ||
-	    (rc = fg_buf_addf(&st->out,
+	    (rc = buf_printf(&st->out,
 	         ",\"isThinking\":%s,\"isSoftStop\":false,"
 	         "\"responseId\":\"%s\",\"messageTag\":\"%s\"",
 	         thinking ? "true" : "false", st->rid, tag)) != 0)
 		return rc;
 	if (strcmp(tag, "tool_usage_card") == 0 &&
-	    (rc = fg_buf_addf(
+	    (rc = buf_printf(
 	         &st->out, ",\"toolUsageCardId\":\"%s\"", st->tcid)) != 0)
 		return rc;
-	return fg_buf_adds(&st->out, "}}}");
+	return buf_puts(&st->out, "}}}");
 }
 
 static int
-fg_search_results(struct fg_buf *b)
+fg_search_results(struct buf *b)
 {
 	size_t i;
 	int rc = 0;
 
 	for (i = 0; rc == 0 && i < ARRAY_LEN(fg_hits); i++) {
-		if ((rc = fg_buf_adds(
-		         b, i == 0 ? "{\"url\":" : ",{\"url\":")) != 0 ||
+		if ((rc = buf_puts(b, i == 0 ? "{\"url\":" : ",{\"url\":")) !=
+		        0 ||
 		    (rc = fg_buf_add_jstr(
 		         b, fg_hits[i].url, strlen(fg_hits[i].url))) != 0 ||
-		    (rc = fg_buf_adds(b, ",\"title\":")) != 0 ||
+		    (rc = buf_puts(b, ",\"title\":")) != 0 ||
 		    (rc = fg_buf_add_jstr(
 		         b, fg_hits[i].title, strlen(fg_hits[i].title))) != 0 ||
-		    (rc = fg_buf_adds(b, ",\"preview\":")) != 0 ||
+		    (rc = buf_puts(b, ",\"preview\":")) != 0 ||
 		    (rc = fg_buf_add_jstr(b, fg_hits[i].preview,
 		         strlen(fg_hits[i].preview))) != 0)
 			break;
-		rc = fg_buf_adds(b, "}");
+		rc = buf_puts(b, "}");
 	}
 	return rc;
 }
@@ -618,7 +618,7 @@ fg_line_think(struct fg_stream *st, uint64_t i)
 
 	switch (t->kind) {
 	case FG_TH_SEARCH:
-		if ((rc = fg_buf_addf(&st->out,
+		if ((rc = buf_printf(&st->out,
 		         "{\"result\":{\"response\":{\"token\":\"\","
 		         "\"isThinking\":true,\"isSoftStop\":false,"
 		         "\"responseId\":\"%s\",\"messageTag\":"
@@ -627,7 +627,7 @@ fg_line_think(struct fg_stream *st, uint64_t i)
 		         st->rid, st->tcid)) != 0 ||
 		    (rc = fg_search_results(&st->out)) != 0)
 			return rc;
-		return fg_buf_adds(&st->out, "]}}}}");
+		return buf_puts(&st->out, "]}}}}");
 	case FG_TH_CARD:
 		n = snprintf(card, sizeof(card),
 		    "<xai:tool_usage_card><xai:tool_usage_card_id>%s"
@@ -666,7 +666,7 @@ fg_image_urls(struct fg_stream *st)
 
 	for (i = 0; i < st->nimg; i++) {
 		fg_image_path(st, i, path, sizeof(path));
-		if ((rc = fg_buf_addf(
+		if ((rc = buf_printf(
 		         &st->out, "%s\"%s\"", i > 0 ? "," : "", path)) != 0)
 			return rc;
 	}
@@ -685,27 +685,27 @@ fg_line_image(struct fg_stream *st, uint64_t i)
 	char path[160];
 	int rc;
 
-	if ((rc = fg_buf_adds(&st->out, "{\"result\":{\"response\":{")) != 0)
+	if ((rc = buf_puts(&st->out, "{\"result\":{\"response\":{")) != 0)
 		return rc;
 	if (i == 0 &&
-	    (rc = fg_buf_addf(&st->out,
+	    (rc = buf_printf(&st->out,
 	         "\"imageAttachmentInfo\":{\"imageCount\":%u},", st->nimg)) !=
 	        0)
 		return rc;
-	if ((rc = fg_buf_addf(&st->out,
+	if ((rc = buf_printf(&st->out,
 	         "\"streamingImageGenerationResponse\":{\"imageIndex\":%u,"
 	         "\"progress\":%d",
 	         idx, step)) != 0)
 		return rc;
 	if (step == 100) {
 		fg_image_path(st, idx, path, sizeof(path));
-		if ((rc = fg_buf_addf(&st->out,
+		if ((rc = buf_printf(&st->out,
 		         ",\"imageUrl\":\"%s\",\"isFinal\":true,"
 		         "\"moderated\":false",
 		         path)) != 0)
 			return rc;
 	}
-	if ((rc = fg_buf_adds(&st->out, "}")) != 0)
+	if ((rc = buf_puts(&st->out, "}")) != 0)
 		return rc;
 	return fg_line_tail(st, false);
 }
@@ -716,21 +716,21 @@ fg_line_video(struct fg_stream *st, uint64_t i)
 {
 	int step = fg_video_steps[i], rc;
 
-	if ((rc = fg_buf_addf(&st->out,
+	if ((rc = buf_printf(&st->out,
 	         "{\"result\":{\"response\":{"
 	         "\"streamingVideoGenerationResponse\":{\"videoId\":\"%s\","
 	         "\"progress\":%d,\"videoPostId\":\"%s\"",
 	         st->vid, step, st->post)) != 0)
 		return rc;
 	if (step == 100 &&
-	    (rc = fg_buf_addf(&st->out,
+	    (rc = buf_printf(&st->out,
 	         ",\"videoUrl\":\"users/%s/generated/%s/generated_video.mp4\","
 	         "\"thumbnailImageUrl\":\"users/%s/generated/%s/"
 	         "preview_image.jpg\",\"moderated\":false,"
 	         "\"resolutionName\":\"480p\"",
 	         st->user, st->vid, st->user, st->vid)) != 0)
 		return rc;
-	if ((rc = fg_buf_adds(&st->out, "}")) != 0)
+	if ((rc = buf_puts(&st->out, "}")) != 0)
 		return rc;
 	return fg_line_tail(st, false);
 }
@@ -739,7 +739,7 @@ fg_line_video(struct fg_stream *st, uint64_t i)
 static int
 fg_line_softstop(struct fg_stream *st)
 {
-	return fg_buf_addf(&st->out,
+	return buf_printf(&st->out,
 	    "{\"result\":{\"response\":{\"token\":\"I generated a video\","
 	    "\"isThinking\":false,\"isSoftStop\":true,\"responseId\":\"%s\","
 	    "\"messageTag\":\"final\"}}}",
@@ -751,7 +751,7 @@ fg_line_finalmeta(struct fg_stream *st)
 {
 	int rc;
 
-	if ((rc = fg_buf_adds(&st->out,
+	if ((rc = buf_puts(&st->out,
 	         "{\"result\":{\"response\":{\"finalMetadata\":{"
 	         "\"followUpSuggestions\":[],\"feedbackLabels\":[],"
 	         "\"toolsUsed\":{}}")) != 0)
@@ -767,7 +767,7 @@ fg_line_modelresp(struct fg_stream *st)
 	const char *t;
 	int rc;
 
-	if ((rc = fg_buf_addf(&st->out,
+	if ((rc = buf_printf(&st->out,
 	         "{\"result\":{\"response\":{\"modelResponse\":{"
 	         "\"responseId\":\"%s\",\"message\":\"",
 	         st->rid)) != 0)
@@ -778,18 +778,18 @@ fg_line_modelresp(struct fg_stream *st)
 		if ((rc = fg_buf_add_jesc(&st->out, t, len)) != 0)
 			return rc;
 	}
-	if ((rc = fg_buf_addf(&st->out,
+	if ((rc = buf_printf(&st->out,
 	         "\",\"sender\":\"assistant\",\"createTime\":\"%s\","
 	         "\"parentResponseId\":\"%s\",\"manual\":false,"
 	         "\"partial\":false,\"shared\":false,\"query\":\"\","
 	         "\"queryType\":\"\",\"webSearchResults\":[",
 	         st->created, st->uid)) != 0 ||
 	    (st->thinking && (rc = fg_search_results(&st->out)) != 0) ||
-	    (rc = fg_buf_adds(&st->out,
+	    (rc = buf_puts(&st->out,
 	         "],\"xpostIds\":[],\"xposts\":[],\"generatedImageUrls\":[")) !=
 	        0 ||
 	    (rc = fg_image_urls(st)) != 0 ||
-	    (rc = fg_buf_adds(&st->out,
+	    (rc = buf_puts(&st->out,
 	         "],\"imageAttachments\":[],\"fileAttachments\":[],"
 	         "\"cardAttachmentsJson\":[],\"fileUris\":[],"
 	         "\"fileAttachmentsMetadata\":[],\"isControl\":false,"
@@ -797,11 +797,11 @@ fg_line_modelresp(struct fg_stream *st)
 	    (rc = fg_buf_add_jstr(&st->out, st->model, strlen(st->model))) != 0)
 		return rc;
 	if (st->modelerror &&
-	    (rc = fg_buf_adds(&st->out,
+	    (rc = buf_puts(&st->out,
 	         ",\"error\":\"The model failed to generate a response.\"")) !=
 	        0)
 		return rc;
-	if ((rc = fg_buf_adds(&st->out, "}")) != 0)
+	if ((rc = buf_puts(&st->out, "}")) != 0)
 		return rc;
 	return fg_line_tail(st, false);
 }
@@ -813,22 +813,22 @@ fg_line_other(struct fg_stream *st, enum fg_seg_kind k)
 
 	switch (k) {
 	case FG_SEG_INBAND:
-		return fg_buf_adds(&st->out,
+		return buf_puts(&st->out,
 		    "{\"error\":{\"code\":8,\"message\":\"rate limited\","
 		    "\"details\":[]}}");
 	case FG_SEG_INBANDBOT:
-		return fg_buf_adds(&st->out,
+		return buf_puts(&st->out,
 		    "{\"error\":{\"code\":7,\"message\":\"Request rejected by "
 		    "anti-bot rules.\",\"details\":[]}}");
 	case FG_SEG_RESPERROR:
-		if ((rc = fg_buf_adds(&st->out,
+		if ((rc = buf_puts(&st->out,
 		         "{\"result\":{\"response\":{\"error\":{\"message\":"
 		         "\"You've reached your usage limit. Please try again "
 		         "later.\"}")) != 0)
 			return rc;
 		return fg_line_tail(st, false);
 	case FG_SEG_TITLE:
-		return fg_buf_adds(&st->out,
+		return buf_puts(&st->out,
 		    "{\"result\":{\"title\":{\"newTitle\":\"Why the sky is "
 		    "blue\"}}}");
 	case FG_SEG_CONV:
@@ -858,7 +858,7 @@ fg_line_garbage(struct fg_stream *st)
 		"]}{",
 	};
 
-	return fg_buf_adds(&st->out, junk[st->nlines % ARRAY_LEN(junk)]);
+	return buf_puts(&st->out, junk[st->nlines % ARRAY_LEN(junk)]);
 }
 
 /*
@@ -946,7 +946,7 @@ fg_stream_next(struct fg_stream *st)
 		return 0;
 	sg = &st->seg[st->iseg];
 	if (st->framing == FG_FR_DATAPFX &&
-	    (rc = fg_buf_add(&st->out, "data: ", 6)) != 0)
+	    (rc = buf_append(&st->out, "data: ", 6)) != 0)
 		return rc;
 	if (st->malformed && sg->kind == FG_SEG_ANSWER &&
 	    st->ipos % FG_GARBAGE_EVERY == 0 && !st->garbage_done) {
@@ -957,7 +957,7 @@ fg_stream_next(struct fg_stream *st)
 		st->ipos++;
 		st->garbage_done = false;
 	}
-	if (rc != 0 || (rc = fg_buf_adds(&st->out, suffix[st->framing])) != 0)
+	if (rc != 0 || (rc = buf_puts(&st->out, suffix[st->framing])) != 0)
 		return rc;
 	if (st->cut_after >= 0 && st->nlines >= (uint64_t)st->cut_after) {
 		/* Half of this line, then the connection drops. */
@@ -1069,7 +1069,7 @@ fg_stream_free(void *cls)
 		(void)atomic_fetch_add(&fg_stats.streams_done, 1);
 	else
 		(void)atomic_fetch_add(&fg_stats.streams_aborted, 1);
-	fg_buf_fini(&st->out);
+	buf_fini(&st->out);
 	free(st->msg);
 	free(st->model);
 	free(st->files);
@@ -1215,7 +1215,7 @@ fg_stream_new(struct MHD_Connection *c, const json_t *o, const char *token,
 	    st->post, post != NULL ? post : "", sizeof(st->post));
 	fg_iso_time(st->created);
 	fg_plan(st, f);
-	fg_buf_init(&st->out, FG_OUT_MAX);
+	buf_init(&st->out, FG_OUT_MAX);
 	st->wait.conn = c;
 	st->wait.fd = fg_conn_fd(c);
 	atomic_init(&st->wait.aborted, false);

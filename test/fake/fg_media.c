@@ -321,7 +321,7 @@ fg_crc32(uint32_t crc, const unsigned char *p, size_t n)
 
 /* A PNG tEXt chunk "Comment" = text[0..n). */
 static int
-fg_png_text(struct fg_buf *b, const char *text, size_t n)
+fg_png_text(struct buf *b, const char *text, size_t n)
 {
 	static const unsigned char kw[] = "tEXtComment"; /* and its NUL */
 	unsigned char be[4];
@@ -333,9 +333,9 @@ fg_png_text(struct fg_buf *b, const char *text, size_t n)
 	be[1] = (unsigned char)(len >> 16);
 	be[2] = (unsigned char)(len >> 8);
 	be[3] = (unsigned char)len;
-	if ((rc = fg_buf_add(b, be, 4)) != 0 ||
-	    (rc = fg_buf_add(b, kw, sizeof(kw))) != 0 ||
-	    (rc = fg_buf_add(b, text, n)) != 0)
+	if ((rc = buf_append(b, be, 4)) != 0 ||
+	    (rc = buf_append(b, kw, sizeof(kw))) != 0 ||
+	    (rc = buf_append(b, text, n)) != 0)
 		return rc;
 	crc = fg_crc32(0, kw, sizeof(kw));
 	crc = fg_crc32(crc, (const unsigned char *)text, n);
@@ -343,7 +343,7 @@ fg_png_text(struct fg_buf *b, const char *text, size_t n)
 	be[1] = (unsigned char)(crc >> 16);
 	be[2] = (unsigned char)(crc >> 8);
 	be[3] = (unsigned char)crc;
-	return fg_buf_add(b, be, 4);
+	return buf_append(b, be, 4);
 }
 
 static const char *
@@ -356,7 +356,7 @@ fg_ext(const char *path)
 
 /* Synthetic bytes for path, or WP_ENOENT for a type we do not make. */
 static int
-fg_asset_make(const char *path, struct fg_buf *b, const char **ctype)
+fg_asset_make(const char *path, struct buf *b, const char **ctype)
 {
 	const char *ext = fg_ext(path);
 	size_t n = strlen(path);
@@ -369,20 +369,20 @@ fg_asset_make(const char *path, struct fg_buf *b, const char **ctype)
 		*ctype = "image/jpeg";
 		len[0] = (unsigned char)((n + 2) >> 8);
 		len[1] = (unsigned char)(n + 2);
-		if ((rc = fg_buf_add(b, fg_jpeg_head, sizeof(fg_jpeg_head))) ||
-		    (rc = fg_buf_add(b, "\xff\xfe", 2)) ||
-		    (rc = fg_buf_add(b, len, 2)) ||
-		    (rc = fg_buf_add(b, path, n)))
+		if ((rc = buf_append(b, fg_jpeg_head, sizeof(fg_jpeg_head))) ||
+		    (rc = buf_append(b, "\xff\xfe", 2)) ||
+		    (rc = buf_append(b, len, 2)) ||
+		    (rc = buf_append(b, path, n)))
 			return rc;
-		return fg_buf_add(b, fg_jpeg_tail, sizeof(fg_jpeg_tail));
+		return buf_append(b, fg_jpeg_tail, sizeof(fg_jpeg_tail));
 	}
 	if (strcasecmp(ext, "png") == 0) {
 		/* Signature and IHDR, a tEXt chunk with the path, the rest */
 		*ctype = "image/png";
-		if ((rc = fg_buf_add(b, fg_png, FG_PNG_HEAD)) != 0 ||
+		if ((rc = buf_append(b, fg_png, FG_PNG_HEAD)) != 0 ||
 		    (rc = fg_png_text(b, path, n)) != 0)
 			return rc;
-		return fg_buf_add(
+		return buf_append(
 		    b, fg_png + FG_PNG_HEAD, sizeof(fg_png) - FG_PNG_HEAD);
 	}
 	if (strcasecmp(ext, "mp4") == 0) {
@@ -391,12 +391,12 @@ fg_asset_make(const char *path, struct fg_buf *b, const char **ctype)
 		len[1] = (unsigned char)((n + 8) >> 16);
 		len[2] = (unsigned char)((n + 8) >> 8);
 		len[3] = (unsigned char)(n + 8);
-		if ((rc = fg_buf_add(b, fg_mp4_head, sizeof(fg_mp4_head))) ||
-		    (rc = fg_buf_add(b, len, 4)) ||
-		    (rc = fg_buf_add(b, "free", 4)) ||
-		    (rc = fg_buf_add(b, path, n)))
+		if ((rc = buf_append(b, fg_mp4_head, sizeof(fg_mp4_head))) ||
+		    (rc = buf_append(b, len, 4)) ||
+		    (rc = buf_append(b, "free", 4)) ||
+		    (rc = buf_append(b, path, n)))
 			return rc;
-		return fg_buf_add(b, "\x00\x00\x00\x08mdat", 8);
+		return buf_append(b, "\x00\x00\x00\x08mdat", 8);
 	}
 	return WP_ENOENT;
 }
@@ -425,7 +425,7 @@ fg_asset_handle(
 	unsigned char *data = NULL;
 	char mime[128];
 	const char *ctype = NULL;
-	struct fg_buf b;
+	struct buf b;
 	size_t len;
 	int rc;
 
@@ -447,14 +447,14 @@ fg_asset_handle(
 		(void)util_strlcpy(r->note, "upload", sizeof(r->note));
 		return;
 	}
-	fg_buf_init(&b, (size_t)1 << 20);
+	buf_init(&b, (size_t)1 << 20);
 	rc = strncmp(path, "users/", 6) == 0 ? fg_asset_make(path, &b, &ctype)
 	                                     : WP_ENOENT;
 	if (rc == 0)
 		fg_reply_text(r, 200, ctype, b.p, b.len);
 	else
 		fg_reply_error(r, 404, 5, "asset not found");
-	fg_buf_fini(&b);
+	buf_fini(&b);
 }
 
 void

@@ -115,7 +115,7 @@ fg_proxy_set(const json_t *o)
 static void
 fg_proxy_answer(struct fg_reply *r)
 {
-	struct fg_buf b;
+	struct buf b;
 	int64_t k;
 
 	fg_proxy_fetches++;
@@ -128,15 +128,15 @@ fg_proxy_answer(struct fg_reply *r)
 		fg_reply_error(r, 503, 14, "no proxy configured");
 		return;
 	}
-	fg_buf_init(&b, FG_PROXY_MAX * (FG_PROXY_URL_MAX + 1));
+	buf_init(&b, FG_PROXY_MAX * (FG_PROXY_URL_MAX + 1));
 	for (k = 0; k < fg_proxy_per_answer; k++) {
 		/* Cannot fail: the cap holds every URL of the list. */
-		(void)fg_buf_addf(&b, "%s\n", fg_proxy_urls[fg_proxy_next]);
+		(void)buf_printf(&b, "%s\n", fg_proxy_urls[fg_proxy_next]);
 		fg_proxy_next = (fg_proxy_next + 1) % fg_proxy_n;
 	}
 	fg_reply_text(
 	    r, 200, "text/plain; charset=utf-8", b.p != NULL ? b.p : "", b.len);
-	fg_buf_fini(&b);
+	buf_fini(&b);
 	(void)util_strlcpy(r->note, "proxy pool", sizeof(r->note));
 }
 

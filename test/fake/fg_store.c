@@ -558,12 +558,12 @@ fg_rec_add(const char *token, const char *path, char **json)
 char *
 fg_rec_dump(uint64_t since, const char *token, const char *path, size_t *lenp)
 {
-	struct fg_buf b;
+	struct buf b;
 	size_t i, start;
 	bool first = true, ok = true;
 
-	fg_buf_init(&b, SIZE_MAX / 2);
-	ok = fg_buf_add(&b, "[", 1) == 0;
+	buf_init(&b, SIZE_MAX / 2);
+	ok = buf_append(&b, "[", 1) == 0;
 	WP_ASSERT(pthread_mutex_lock(&fg_rec_mtx) == 0);
 	start = (fg_rec_head + fg_conf.nrecords - fg_rec_n) %
 	    (fg_conf.nrecords != 0 ? fg_conf.nrecords : 1);
@@ -576,14 +576,14 @@ fg_rec_dump(uint64_t since, const char *token, const char *path, size_t *lenp)
 		        (r->token == NULL || strcmp(token, r->token) != 0)) ||
 		    (path != NULL && strncmp(r->path, path, strlen(path)) != 0))
 			continue;
-		ok = fg_buf_addf(&b, "%s{\"seq\":%llu,", first ? "" : ",",
+		ok = buf_printf(&b, "%s{\"seq\":%llu,", first ? "" : ",",
 		         (unsigned long long)r->seq) == 0 &&
-		    fg_buf_add(&b, r->json + 1, r->len - 1) == 0;
+		    buf_append(&b, r->json + 1, r->len - 1) == 0;
 		first = false;
 	}
 	WP_ASSERT(pthread_mutex_unlock(&fg_rec_mtx) == 0);
-	if (!ok || fg_buf_add(&b, "]", 1) != 0) {
-		fg_buf_fini(&b);
+	if (!ok || buf_append(&b, "]", 1) != 0) {
+		buf_fini(&b);
 		return NULL;
 	}
 	*lenp = b.len;

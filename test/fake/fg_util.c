@@ -16,87 +16,8 @@
 
 #include "fg.h"
 
-void
-fg_buf_init(struct fg_buf *b, size_t max)
-{
-	b->p = NULL;
-	b->len = 0;
-	b->cap = 0;
-	b->max = max;
-}
-
-void
-fg_buf_fini(struct fg_buf *b)
-{
-	free(b->p);
-	b->p = NULL;
-	b->len = 0;
-	b->cap = 0;
-}
-
-static int
-fg_buf_grow(struct fg_buf *b, size_t n)
-{
-	size_t want, cap;
-	char *p;
-
-	if (n > b->max || b->len > b->max - n)
-		return WP_ETOOBIG;
-	want = b->len + n + 1; /* room for a terminating NUL */
-	if (want <= b->cap)
-		return 0;
-	cap = b->cap != 0 ? b->cap : 256;
-	while (cap < want)
-		cap = cap > SIZE_MAX / 2 ? want : cap * 2;
-	if ((p = realloc(b->p, cap)) == NULL)
-		return WP_ENOMEM;
-	b->p = p;
-	b->cap = cap;
-	return 0;
-}
-
 int
-fg_buf_add(struct fg_buf *b, const void *d, size_t n)
-{
-	int rc;
-
-	if ((rc = fg_buf_grow(b, n)) != 0)
-		return rc;
-	if (n > 0)
-		memcpy(b->p + b->len, d, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-	return 0;
-}
-
-int
-fg_buf_adds(struct fg_buf *b, const char *s)
-{
-	return fg_buf_add(b, s, strlen(s));
-}
-
-int
-fg_buf_addf(struct fg_buf *b, const char *fmt, ...)
-{
-	va_list ap;
-	int n, rc;
-
-	va_start(ap, fmt);
-	n = vsnprintf(NULL, 0, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return WP_EINVAL;
-	if ((rc = fg_buf_grow(b, (size_t)n)) != 0)
-		return rc;
-	va_start(ap, fmt);
-	(void)vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap); /* sized */
-	va_end(ap);
-	b->len += (size_t)n;
-	return 0;
-}
-
-int
-fg_buf_add_jesc(struct fg_buf *b, const char *s, size_t n)
+fg_buf_add_jesc(struct buf *b, const char *s, size_t n)
 {
 	static const char hex[] = "0123456789abcdef";
 	size_t i, run = 0;
@@ -109,7 +30,7 @@ fg_buf_add_jesc(struct fg_buf *b, const char *s, size_t n)
 
 		if (ch >= 0x20 && ch != '"' && ch != '\\')
 			continue;
-		if ((rc = fg_buf_add(b, s + run, i - run)) != 0)
+		if ((rc = buf_append(b, s + run, i - run)) != 0)
 			return rc;
 		run = i + 1;
 		esc[0] = '\\';
@@ -136,21 +57,21 @@ fg_buf_add_jesc(struct fg_buf *b, const char *s, size_t n)
 			elen = 6;
 			break;
 		}
-		if ((rc = fg_buf_add(b, esc, elen)) != 0)
+		if ((rc = buf_append(b, esc, elen)) != 0)
 			return rc;
 	}
-	return fg_buf_add(b, s + run, n - run);
+	return buf_append(b, s + run, n - run);
 }
 
 int
-fg_buf_add_jstr(struct fg_buf *b, const char *s, size_t n)
+fg_buf_add_jstr(struct buf *b, const char *s, size_t n)
 {
 	int rc;
 
-	if ((rc = fg_buf_add(b, "\"", 1)) != 0 ||
+	if ((rc = buf_append(b, "\"", 1)) != 0 ||
 	    (rc = fg_buf_add_jesc(b, s, n)) != 0)
 		return rc;
-	return fg_buf_add(b, "\"", 1);
+	return buf_append(b, "\"", 1);
 }
 
 /*
