@@ -75,6 +75,7 @@ struct tok_row {
 	int64_t last_failure_ms;
 	int64_t last_used_ms;
 	int64_t cooldown_until_ms;
+	int64_t synced_ms[2]; /* rate-limits last asked: normal, heavy */
 	int32_t remaining;
 	int32_t heavy_remaining;
 	uint32_t failed_count;
@@ -837,6 +838,7 @@ tok_add(struct tok_table *t, const struct tok_info *ti, uint32_t *rowp)
 	r->inflight = 0;
 	r->fail401 = 0;
 	r->cool429 = 0;
+	r->synced_ms[0] = r->synced_ms[1] = 0;
 	r->hash = h;
 	r->next_free = TOK_NONE;
 	memset(r->pos, 0xff, sizeof(r->pos));
@@ -1249,6 +1251,30 @@ tok_charge(struct tok_table *t, const struct tok_lease *lease, int32_t cost,
 out:
 	tok_end(t, rc == 0);
 	return rc;
+}
+
+bool
+tok_sync_due(struct tok_table *t, const struct tok_lease *lease, int64_t now_ms)
+{
+	struct tok_row *r;
+	int64_t *at;
+	int32_t left;
+	bool due = false;
+
+	if (tok_begin(t) != 0)
+		return false;
+	if ((r = tok_row_get(t, lease->row, lease->row_gen)) == NULL)
+		goto out;
+	at = &r->synced_ms[lease->heavy ? 1 : 0];
+	left = lease->heavy ? r->heavy_remaining : r->remaining;
+	due = *at == 0 || now_ms < *at ||
+	    now_ms - *at >= (left < 0 || left <= TOK_SYNC_LOW ? TOK_SYNC_SOON_MS
+	                                                      : TOK_SYNC_MS);
+	if (due)
+		*at = now_ms;
+out:
+	tok_end(t, false); /* the stamp is not kept in token.json */
+	return due;
 }
 
 int

@@ -32,13 +32,16 @@
 #include "cfg.h"
 #include "lock.h"
 
-#define TOK_LEN_MAX     511 /* one SSO cookie value */
-#define TOK_NOTE_MAX    255
-#define TOK_TAGS_MAX    8
-#define TOK_TAG_MAX     31
-#define TOK_REASON_MAX  127
-#define TOK_FAIL_EXPIRE 3                   /* 401s in a row that expire */
-#define TOK_COOL_DEF_MS (2 * 3600 * 1000LL) /* window when upstream is mute */
+#define TOK_LEN_MAX      511 /* one SSO cookie value */
+#define TOK_NOTE_MAX     255
+#define TOK_TAGS_MAX     8
+#define TOK_TAG_MAX      31
+#define TOK_REASON_MAX   127
+#define TOK_FAIL_EXPIRE  3                   /* 401s in a row that expire */
+#define TOK_COOL_DEF_MS  (2 * 3600 * 1000LL) /* window when upstream is mute */
+#define TOK_SYNC_MS      (60 * 1000LL) /* rate-limits asked at most this often */
+#define TOK_SYNC_SOON_MS 1000LL        /* ... when unknown or low */
+#define TOK_SYNC_LOW     8             /* low: at most this many left */
 
 enum tok_type { TOK_NORMAL, TOK_SUPER, TOK_NTYPES };
 enum tok_status {
@@ -209,6 +212,15 @@ void tok_release(struct tok_table *t, const struct tok_lease *lease);
  */
 int tok_charge(struct tok_table *t, const struct tok_lease *lease, int32_t cost,
     int64_t now_ms);
+/*
+ * Whether to ask the rate-limits endpoint about the lease's quota now:
+ * once a TOK_SYNC_MS while it is known and above TOK_SYNC_LOW, once a
+ * TOK_SYNC_SOON_MS while it is unknown or low (mono_ms: util_mono_ms).
+ * A yes stamps the row, so of many answers on one token at once only one
+ * asks; tok_charge keeps the count in between.
+ */
+bool tok_sync_due(
+    struct tok_table *t, const struct tok_lease *lease, int64_t mono_ms);
 /*
  * The rate-limits endpoint said remaining (heavy or not); wait_s > 0 when
  * it is 0 and the upstream gave a wait. At 0 the token cools until then

@@ -879,7 +879,8 @@ chat_done(struct wrk *w, struct wrk_xfer *x, CURLcode rc)
 	} else {
 		chat_finish(c);
 	}
-	if (c->leased)
+	if (c->leased &&
+	    tok_sync_due(c->w->shm->tok, &c->lease, util_mono_ms()))
 		chat_refresh_quota(c);
 	chat_release(c);
 }

@@ -324,6 +324,44 @@ describe('pools and counters', { concurrency: true }, () => {
 		} finally { await d2.stop(); }
 	});
 
+	test('the quota is asked once a minute per token, not after every answer', async () => {
+		const d = await start(tokens({ normal: { 'tok-n': { remainingQueries: 80 } } }));
+		const RL = '?path=/rest/rate-limits';
+		try {
+			await d.fake.setToken({ token: 'tok-n', remaining: 60 });
+			const rs = await Promise.all([...Array(8)].map((_, i) =>
+				chat(d, { model: 'grok-4.1', stream: i % 2 === 1, ...user('hi') })));
+			for (const r of rs) assert.equal(r.status, 200, r.body);
+			await until(async () => (await d.fake.requests(RL)).length === 1, 3000, 'one refresh');
+			await new Promise((res) => setTimeout(res, 300));
+			assert.equal((await d.fake.requests(RL)).length, 1, 'one refresh for 8 answers');
+			assert.equal((await chatRecs(d)).length, 8);
+			assert.equal((await d.fake.tokens())['tok-n'].remaining, 52);
+		} finally { await d.stop(); }
+	});
+
+	test('a low quota (8 or less) is asked again after an answer, once a second', async () => {
+		const d = await start(tokens({ normal: { 'tok-n': { remainingQueries: 80 } } }));
+		const RL = '?path=/rest/rate-limits';
+		const refreshes = async () => (await d.fake.requests(RL)).length;
+		const ok = async () => assert.equal((await chat(d, { model: 'grok-4.1', ...user('hi') })).status, 200);
+		const sleep = (ms) => new Promise((res) => setTimeout(res, ms));
+		try {
+			await d.fake.setToken({ token: 'tok-n', remaining: 10 });
+			await ok(); // the first answer asks: 9 left
+			await until(async () => (await refreshes()) === 1, 3000, 'the first refresh');
+			await tokenState(d, 'tok-n', (x) => x.remainingQueries === 9, 'tok-n at 9');
+			await ok(); // counted locally: 8, low, but asked under a second ago
+			await tokenState(d, 'tok-n', (x) => x.remainingQueries === 8, 'tok-n at 8');
+			assert.equal(await refreshes(), 1);
+			await sleep(1100);
+			await d.fake.setToken({ token: 'tok-n', remaining: 3 }); // spent elsewhere
+			await ok(); // low and a second on: asks, and learns of the 2 left
+			await until(async () => (await refreshes()) === 2, 3000, 'the refresh while low');
+			await tokenState(d, 'tok-n', (x) => x.remainingQueries === 2, 'tok-n at 2');
+		} finally { await d.stop(); }
+	});
+
 	test('remainingQueries goes down by the model\'s cost after the refresh', async () => {
 		const d = await start(tokens({ normal: { 'tok-n': { remainingQueries: 80 } },
 			sup: { 'tok-s': { remainingQueries: 80, heavyremainingQueries: 20 } } }));

@@ -855,6 +855,50 @@ scale(uint32_t n)
 	tbl_free(&b);
 }
 
+/* The rate-limits endpoint is asked once per window, not per answer. */
+TEST(t_sync_due)
+{
+	struct tbl b;
+	struct tok_table *t = tbl_new(&b, 16);
+	struct tok_lease l;
+	int64_t mono = 5000, retry;
+
+	add(t, "U", TOK_SUPER, -1, 50);
+	EXPECT_INT_EQ(
+	    tok_pick(t, CFG_POOL_NORMAL, T0, UINT32_MAX, &l, &retry), 0);
+	/* Unknown: the first answer asks, the others within a second not. */
+	EXPECT(tok_sync_due(t, &l, mono));
+	EXPECT(!tok_sync_due(t, &l, mono));
+	EXPECT(!tok_sync_due(t, &l, mono + TOK_SYNC_SOON_MS - 1));
+	EXPECT(tok_sync_due(t, &l, mono + TOK_SYNC_SOON_MS));
+	mono += TOK_SYNC_SOON_MS;
+	/* Known and plenty: once a TOK_SYNC_MS. */
+	EXPECT_INT_EQ(tok_set_quota(t, l.row, l.row_gen, false, 40, 0, T0), 0);
+	EXPECT(!tok_sync_due(t, &l, mono + TOK_SYNC_SOON_MS));
+	EXPECT(!tok_sync_due(t, &l, mono + TOK_SYNC_MS - 1));
+	EXPECT(tok_sync_due(t, &l, mono + TOK_SYNC_MS));
+	mono += TOK_SYNC_MS;
+	/* Low: soon again. */
+	EXPECT_INT_EQ(
+	    tok_set_quota(t, l.row, l.row_gen, false, TOK_SYNC_LOW, 0, T0), 0);
+	EXPECT(tok_sync_due(t, &l, mono + TOK_SYNC_SOON_MS));
+	/* The heavy quota has its own stamp. */
+	l.heavy = 1;
+	EXPECT(tok_sync_due(t, &l, mono + TOK_SYNC_SOON_MS));
+	EXPECT(!tok_sync_due(t, &l, mono + TOK_SYNC_SOON_MS + 1));
+	/* A removed token is never due; its row reused starts afresh. */
+	tok_release(t, &l);
+	EXPECT_INT_EQ(tok_remove(t, "U"), 0);
+	EXPECT(!tok_sync_due(t, &l, mono + TOK_SYNC_MS * 10));
+	add(t, "V", TOK_NORMAL, 30, -1);
+	EXPECT_INT_EQ(
+	    tok_pick(t, CFG_POOL_NORMAL, T0, UINT32_MAX, &l, &retry), 0);
+	EXPECT(tok_sync_due(t, &l, 1));
+	tok_release(t, &l);
+	EXPECT_INT_EQ(tok_table_check(t), 0);
+	tbl_free(&b);
+}
+
 TEST(t_scale)
 {
 	scale(100);
@@ -879,6 +923,7 @@ main(void)
 	RUN(t_remove_row);
 	RUN(t_stats);
 	RUN(t_random);
+	RUN(t_sync_due);
 	RUN(t_scale);
 	TH_DONE();
 }
