@@ -212,9 +212,8 @@ util_cidr_match(const struct util_cidr *c, const uint8_t addr[16])
 	    0;
 }
 
-/* Length of the valid UTF-8 sequence at s, or 0. */
-static size_t
-util_utf8_seq(const unsigned char *s)
+size_t
+util_utf8_seq(const unsigned char *s, size_t avail)
 {
 	unsigned c = s[0];
 	size_t n, i;
@@ -232,6 +231,8 @@ util_utf8_seq(const unsigned char *s)
 		n = 4;
 		cp = c & 0x07;
 	} else
+		return 0;
+	if (n > avail)
 		return 0;
 	for (i = 1; i < n; i++) {
 		if ((s[i] & 0xc0) != 0x80) /* a NUL stops here too */
@@ -251,7 +252,7 @@ util_utf8_clean(char *s)
 	size_t n;
 
 	while (*p != '\0') {
-		if ((n = util_utf8_seq(p)) == 0) {
+		if ((n = util_utf8_seq(p, 4)) == 0) { /* NUL ends it */
 			*p++ = '?';
 			continue;
 		}

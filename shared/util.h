@@ -66,6 +66,8 @@ int util_addr_parse(const char *s, uint8_t addr[16]);
  * U+10FFFF, nothing cut short) becomes '?'. For text that goes into JSON.
  */
 void util_utf8_clean(char *s);
+/* Length of the valid UTF-8 sequence at s (avail bytes there), or 0. */
+size_t util_utf8_seq(const unsigned char *s, size_t avail);
 
 /* Parse "host:port" (IPv4, [IPv6] or name; port 0 allowed) into parts. */
 int util_split_hostport(

@@ -137,6 +137,7 @@ struct grok_nd {
 	unsigned malformed; /* skipped pieces */
 	unsigned objects;   /* objects parsed */
 	bool seen_response; /* a result.response arrived */
+	bool tree_only;     /* tests: no shallow scan, jansson for all */
 	/* Scanner state across calls (for objects run together). */
 	int depth;
 	bool in_str, esc;

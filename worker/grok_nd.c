@@ -283,64 +283,474 @@ grok_nd_object(struct grok_nd *p, const json_t *o, grok_ev_fn *fn, void *arg)
 	return 0;
 }
 
+/* ---- the shallow scan: most lines without a tree ------------------------ */
+
+/*
+ * Most lines of an answer are plain tokens or carry nothing acted on
+ * (conversation, userResponse, finalMetadata, title), and building a
+ * jansson tree for each was most of a request's cost. The scan checks a
+ * whole object the way json_loadb would and looks at three levels only:
+ * the top, result, and result.response with the keys grok_nd_object
+ * acts on. Whenever it is unsure (a key that gives another event, a
+ * \u escape jansson may refuse, a number that may overflow, a duplicate
+ * result) it says so and the object goes to the tree parser: both ways
+ * give the same events and counts, which the nd fuzz target checks by
+ * running every input both ways (grok_nd.tree_only).
+ */
 static bool
-grok_nd_has(const char *s, size_t n, const char *needle)
+grok_nd_space(unsigned char ch)
 {
-	return memmem(s, n, needle, strlen(needle)) != NULL;
+	return ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n';
+}
+
+enum grok_nd_level {
+	ND_L_ANY,
+	ND_L_TOP,
+	ND_L_RESULT,   /* result */
+	ND_L_RESPONSE, /* result.response */
+	ND_L_MODEL,    /* result.response.modelResponse */
+};
+
+#define ND_SCAN_DEPTH 64 /* deeper: unsure (jansson allows 2048) */
+#define ND_MODEL_MAX  64 /* a longer model name: unsure */
+
+/* A string value as it lies in the line; set false: absent or no string. */
+struct grok_nd_span {
+	const unsigned char *s;
+	size_t n;
+	bool set, esc;
+};
+
+struct grok_nd_scan {
+	const unsigned char *p, *end;
+	unsigned depth;
+	bool response; /* result.response is an object */
+	bool thinking; /* its isThinking is true */
+	bool header;   /* its messageTag is "header" */
+	bool final;    /* its modelResponse is an object */
+	struct grok_nd_span tok, msg, model; /* token; modelResponse's */
+};
+
+static void
+grok_nd_scan_space(struct grok_nd_scan *sc)
+{
+	while (sc->p < sc->end && grok_nd_space(*sc->p))
+		sc->p++;
+}
+
+static int
+grok_nd_hex(unsigned char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* A string byte that needs no look: printable ASCII but quote, backslash. */
+static inline bool
+grok_nd_plain(unsigned char c)
+{
+	return (unsigned char)(c - 0x20) < 0x60 && c != '"' && c != '\\';
+}
+
+/* \uXXXX at s (6 bytes there): the code point, or -1. */
+static long
+grok_nd_u(const unsigned char *s)
+{
+	long cp = 0;
+	int i, h;
+
+	for (i = 2; i < 6; i++) {
+		if ((h = grok_nd_hex(s[i])) < 0)
+			return -1;
+		cp = cp * 16 + h;
+	}
+	return cp;
 }
 
 /*
- * The line most of an answer is made of, {"result":{"response":{"token":
- * "<plain text>",...}}}, read without building a tree: the benchmark
- * found json_loadb on these lines to be most of a request's cost. Only
- * the plainest form qualifies (that prefix, no escape, no key that would
- * give another event); anything else returns false and gets the full
- * parser, so both ways give the same events.
+ * A string at sc->p (on its quote): its raw bytes in *s, *n. Unsure of
+ * NUL and surrogate escapes (jansson refuses NUL, and a lone surrogate).
+ */
+static bool
+grok_nd_scan_str(
+    struct grok_nd_scan *sc, const unsigned char **s, size_t *n, bool *esc)
+{
+	const unsigned char *q = sc->p + 1;
+	size_t k;
+	long cp;
+
+	*esc = false;
+	for (;;) {
+		while (q < sc->end && grok_nd_plain(*q))
+			q++;
+		if (q == sc->end || *q == '"')
+			break;
+		if (*q == '\\') {
+			if ((size_t)(sc->end - q) < 2)
+				return false;
+			*esc = true;
+			if (q[1] != 'u') {
+				if (strchr("\"\\/bfnrt", q[1]) == NULL ||
+				    q[1] == '\0')
+					return false;
+				q += 2;
+				continue;
+			}
+			if ((size_t)(sc->end - q) < 6 ||
+			    (cp = grok_nd_u(q)) <= 0 ||
+			    (cp >= 0xd800 && cp <= 0xdfff))
+				return false;
+			q += 6;
+		} else if (*q < 0x20) {
+			return false;
+		} else {
+			if ((k = util_utf8_seq(q, (size_t)(sc->end - q))) == 0)
+				return false;
+			q += k;
+		}
+	}
+	if (q == sc->end)
+		return false;
+	*s = sc->p + 1;
+	*n = (size_t)(q - *s);
+	sc->p = q + 1;
+	return true;
+}
+
+/* An integer or plain fraction; exponents and long ones are unsure. */
+static bool
+grok_nd_scan_num(struct grok_nd_scan *sc)
+{
+	const unsigned char *q = sc->p, *d;
+
+	if (q < sc->end && *q == '-')
+		q++;
+	d = q;
+	while (q < sc->end && *q >= '0' && *q <= '9')
+		q++;
+	if (q == d || (*d == '0' && q - d > 1))
+		return false;
+	if (q < sc->end && *q == '.') {
+		d = ++q;
+		while (q < sc->end && *q >= '0' && *q <= '9')
+			q++;
+		if (q == d)
+			return false;
+	}
+	if (q - sc->p > 15 || (q < sc->end && (*q == 'e' || *q == 'E')))
+		return false;
+	sc->p = q;
+	return true;
+}
+
+static bool
+grok_nd_scan_lit(struct grok_nd_scan *sc, const char *lit, size_t n)
+{
+	if ((size_t)(sc->end - sc->p) < n || memcmp(sc->p, lit, n) != 0)
+		return false;
+	sc->p += n;
+	return true;
+}
+
+static bool grok_nd_scan_value(struct grok_nd_scan *sc, enum grok_nd_level l);
+
+/* Whether the n bytes at k are the string literal lit. */
+#define ND_IS(k, n, lit) ((n) == sizeof(lit) - 1 && memcmp(k, lit, n) == 0)
+
+/*
+ * The value of key k in an object at level l. Keys that decide an event
+ * are looked at; one that would give another event than a token makes
+ * the scan unsure.
+ */
+/* A value that matters when it is a string. */
+static bool
+grok_nd_scan_span(struct grok_nd_scan *sc, struct grok_nd_span *sp)
+{
+	sp->set = *sc->p == '"';
+	if (!sp->set)
+		return grok_nd_scan_value(sc, ND_L_ANY);
+	return grok_nd_scan_str(sc, &sp->s, &sp->n, &sp->esc);
+}
+
+static bool
+grok_nd_scan_model(struct grok_nd_scan *sc, const unsigned char *k, size_t n)
+{
+	const unsigned char *q = sc->p + 1;
+
+	if (ND_IS(k, n, "error"))
+		return false;
+	if (ND_IS(k, n, "message"))
+		return grok_nd_scan_span(sc, &sc->msg);
+	if (ND_IS(k, n, "model"))
+		return grok_nd_scan_span(sc, &sc->model);
+	if (ND_IS(k, n, "generatedImageUrls") && *sc->p == '[') {
+		while (q < sc->end && grok_nd_space(*q))
+			q++;
+		if (q == sc->end || *q != ']')
+			return false; /* images: the tree gives those */
+	}
+	return grok_nd_scan_value(sc, ND_L_ANY);
+}
+
+/*
+ * The value of key k in an object at level l. Keys that decide an event
+ * are looked at; one that would give an event other than a token or the
+ * final text makes the scan unsure.
+ */
+static bool
+grok_nd_scan_member(struct grok_nd_scan *sc, enum grok_nd_level l,
+    const unsigned char *k, size_t n, unsigned *seen)
+{
+	struct grok_nd_span tag;
+
+	switch (l) {
+	case ND_L_ANY:
+		break;
+	case ND_L_TOP:
+	case ND_L_RESULT:
+		if (l == ND_L_TOP && ND_IS(k, n, "error"))
+			return false;
+		if (l == ND_L_TOP ? !ND_IS(k, n, "result")
+		                  : !ND_IS(k, n, "response"))
+			break;
+		if ((*seen)++ > 0)
+			return false; /* the last one counts: leave it to
+			                 jansson */
+		if (*sc->p != '{')
+			break;
+		sc->response = l == ND_L_RESULT;
+		return grok_nd_scan_value(sc, l + 1);
+	case ND_L_RESPONSE:
+		if (ND_IS(k, n, "error") || ND_IS(k, n, "toolUsageCardId") ||
+		    ND_IS(k, n, "webSearchResults") ||
+		    ND_IS(k, n, "streamingImageGenerationResponse") ||
+		    ND_IS(k, n, "streamingVideoGenerationResponse"))
+			return false;
+		if (ND_IS(k, n, "token"))
+			return grok_nd_scan_span(sc, &sc->tok);
+		if (ND_IS(k, n, "isThinking"))
+			sc->thinking = *sc->p == 't';
+		if (ND_IS(k, n, "messageTag")) {
+			if (!grok_nd_scan_span(sc, &tag) ||
+			    (tag.set && tag.esc))
+				return false;
+			sc->header = tag.set && ND_IS(tag.s, tag.n, "header");
+			return true;
+		}
+		if (ND_IS(k, n, "modelResponse")) {
+			if (sc->final)
+				return false; /* twice */
+			sc->final = *sc->p == '{';
+			if (sc->final)
+				return grok_nd_scan_value(sc, ND_L_MODEL);
+		}
+		break;
+	case ND_L_MODEL:
+		return grok_nd_scan_model(sc, k, n);
+	}
+	return grok_nd_scan_value(sc, ND_L_ANY);
+}
+
+static bool
+grok_nd_scan_object(struct grok_nd_scan *sc, enum grok_nd_level l)
+{
+	const unsigned char *k;
+	unsigned seen = 0;
+	size_t n;
+	bool esc;
+
+	sc->p++; /* { */
+	grok_nd_scan_space(sc);
+	if (sc->p < sc->end && *sc->p == '}') {
+		sc->p++;
+		return true;
+	}
+	for (;;) {
+		if (sc->p == sc->end || *sc->p != '"' ||
+		    !grok_nd_scan_str(sc, &k, &n, &esc) || esc)
+			return false;
+		grok_nd_scan_space(sc);
+		if (sc->p == sc->end || *sc->p++ != ':')
+			return false;
+		grok_nd_scan_space(sc);
+		if (sc->p == sc->end ||
+		    !grok_nd_scan_member(sc, l, k, n, &seen))
+			return false;
+		grok_nd_scan_space(sc);
+		if (sc->p == sc->end)
+			return false;
+		if (*sc->p == '}') {
+			sc->p++;
+			return true;
+		}
+		if (*sc->p++ != ',')
+			return false;
+		grok_nd_scan_space(sc);
+	}
+}
+
+static bool
+grok_nd_scan_array(struct grok_nd_scan *sc)
+{
+	sc->p++; /* [ */
+	grok_nd_scan_space(sc);
+	if (sc->p < sc->end && *sc->p == ']') {
+		sc->p++;
+		return true;
+	}
+	for (;;) {
+		if (!grok_nd_scan_value(sc, ND_L_ANY))
+			return false;
+		grok_nd_scan_space(sc);
+		if (sc->p == sc->end)
+			return false;
+		if (*sc->p == ']') {
+			sc->p++;
+			return true;
+		}
+		if (*sc->p++ != ',')
+			return false;
+		grok_nd_scan_space(sc);
+	}
+}
+
+static bool
+grok_nd_scan_value(struct grok_nd_scan *sc, enum grok_nd_level l)
+{
+	const unsigned char *s;
+	size_t n;
+	bool esc, ok;
+
+	if (sc->p == sc->end)
+		return false;
+	switch (*sc->p) {
+	case '{':
+	case '[':
+		if (++sc->depth > ND_SCAN_DEPTH)
+			return false;
+		ok = *sc->p == '{' ? grok_nd_scan_object(sc, l)
+		                   : grok_nd_scan_array(sc);
+		sc->depth--;
+		return ok;
+	case '"':
+		return grok_nd_scan_str(sc, &s, &n, &esc);
+	case 't':
+		return grok_nd_scan_lit(sc, "true", 4);
+	case 'f':
+		return grok_nd_scan_lit(sc, "false", 5);
+	case 'n':
+		return grok_nd_scan_lit(sc, "null", 4);
+	default:
+		return grok_nd_scan_num(sc);
+	}
+}
+
+/* The span's text, escapes undone, into out (n + 1 bytes); its length. */
+static size_t
+grok_nd_unescape(const struct grok_nd_span *sp, char *out)
+{
+	static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
+	const unsigned char *s = sp->s;
+	size_t i = 0, o = 0;
+	long cp;
+
+	if (!sp->esc) {
+		memcpy(out, s, sp->n);
+		out[sp->n] = '\0';
+		return sp->n;
+	}
+	while (i < sp->n) {
+		if (s[i] != '\\') {
+			out[o++] = (char)s[i++];
+			continue;
+		}
+		if (s[i + 1] != 'u') {
+			out[o++] = to[strchr(from, s[i + 1]) - from];
+			i += 2;
+			continue;
+		}
+		cp = grok_nd_u(s + i); /* checked by the scan: 1..0xffff */
+		i += 6;
+		if (cp < 0x80) {
+			out[o++] = (char)cp;
+		} else if (cp < 0x800) {
+			out[o++] = (char)(0xc0 | (cp >> 6));
+			out[o++] = (char)(0x80 | (cp & 0x3f));
+		} else {
+			out[o++] = (char)(0xe0 | (cp >> 12));
+			out[o++] = (char)(0x80 | ((cp >> 6) & 0x3f));
+			out[o++] = (char)(0x80 | (cp & 0x3f));
+		}
+	}
+	out[o] = '\0';
+	return o;
+}
+
+/* The events of a scanned object: its token, then its final text. */
+static int
+grok_nd_fast_events(const struct grok_nd_scan *sc, grok_ev_fn *fn, void *arg)
+{
+	char text[1024], model[ND_MODEL_MAX];
+	struct grok_ev ev;
+	char *msg;
+	int rc;
+
+	if (sc->tok.set && sc->tok.n > 0) {
+		grok_nd_ev_init(&ev, GROK_EV_TOKEN);
+		ev.len = grok_nd_unescape(&sc->tok, text);
+		ev.text = text;
+		ev.thinking = sc->thinking;
+		ev.header = sc->header;
+		if ((rc = fn(arg, &ev)) != 0)
+			return rc;
+	}
+	if (!sc->final)
+		return 0;
+	grok_nd_ev_init(&ev, GROK_EV_FINAL);
+	if ((msg = malloc(sc->msg.set ? sc->msg.n + 1 : 1)) == NULL)
+		return WP_ENOMEM;
+	msg[0] = '\0';
+	if (sc->msg.set)
+		ev.len = grok_nd_unescape(&sc->msg, msg);
+	if (sc->model.set)
+		(void)grok_nd_unescape(&sc->model, model);
+	ev.text = msg;
+	ev.title = sc->model.set ? model : "";
+	rc = fn(arg, &ev);
+	free(msg);
+	return rc;
+}
+
+/*
+ * The object s..n when the shallow scan is sure of it: counted, and its
+ * events handed on. Returns false for the tree parser to do it.
  */
 static bool
 grok_nd_fast(struct grok_nd *p, const char *s, size_t n, grok_ev_fn *fn,
     void *arg, int *rc)
 {
-	static const char pre[] = "{\"result\":{\"response\":{\"token\":\"";
-	static const char *const acts[] = { "\"error\"", "\"webSearchResults\"",
-		"\"toolUsageCardId\"", "\"modelResponse\"", "\"streaming",
-		"\"userResponse\"", "\"imageAttachmentInfo\"",
-		"\"cardAttachment\"", "\"token\"" };
-	const char *tok = s + sizeof(pre) - 1, *end, *rest, *lim = s + n;
-	char text[1024];
-	struct grok_ev ev;
-	size_t i, len, rn;
+	struct grok_nd_scan sc = { .p = (const unsigned char *)s,
+		.end = (const unsigned char *)s + n };
 
-	if (n < sizeof(pre) - 1 || memcmp(s, pre, sizeof(pre) - 1) != 0)
+	if (p->tree_only || n == 0 || *s != '{' ||
+	    !grok_nd_scan_value(&sc, ND_L_TOP) || sc.p != sc.end)
 		return false;
-	for (end = tok; end < lim && *end != '"'; end++)
-		if (*end == '\\' || (unsigned char)*end < 0x20)
-			return false;
-	len = (size_t)(end - tok);
-	if (end == lim || len >= sizeof(text))
+	/* Escapes only shorten: \uXXXX gives at most 3 bytes of its 6. */
+	if (sc.response &&
+	    ((sc.tok.set && sc.tok.n >= 1024) ||
+	        (sc.model.set && sc.model.n >= ND_MODEL_MAX)))
 		return false;
-	rest = end + 1;
-	rn = (size_t)(lim - rest);
-	/* Values with no escapes cannot hide a key inside a string. */
-	if (memchr(rest, '\\', rn) != NULL || rn < 3 ||
-	    memcmp(lim - 3, "}}}", 3) != 0)
-		return false;
-	for (i = 0; i < ARRAY_LEN(acts); i++)
-		if (grok_nd_has(rest, rn, acts[i]))
-			return false;
 	p->objects++;
-	p->seen_response = true;
 	*rc = 0;
-	if (len == 0)
-		return true;
-	memcpy(text, tok, len);
-	text[len] = '\0';
-	grok_nd_ev_init(&ev, GROK_EV_TOKEN);
-	ev.text = text;
-	ev.len = len;
-	ev.thinking = grok_nd_has(rest, rn, "\"isThinking\":true");
-	ev.header = grok_nd_has(rest, rn, "\"messageTag\":\"header\"");
-	*rc = fn(arg, &ev);
+	if (sc.response) {
+		p->seen_response = true;
+		*rc = grok_nd_fast_events(&sc, fn, arg);
+	}
 	return true;
 }
 
@@ -386,12 +796,6 @@ grok_nd_garbage(struct grok_nd *p, unsigned char ch)
 		p->state = GROK_ND_IDLE;
 	else
 		p->state = GROK_ND_GARBAGE;
-}
-
-static bool
-grok_nd_space(unsigned char ch)
-{
-	return ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n';
 }
 
 static bool
@@ -512,6 +916,15 @@ grok_nd_inside(struct grok_nd *p, unsigned char ch)
 	return GROK_ND_MORE;
 }
 
+/* The bytes grok_nd_inside acts on; it passes over all the others. */
+static const bool grok_nd_stop[256] = { ['"'] = true,
+	['\\'] = true,
+	['\n'] = true,
+	['{'] = true,
+	['}'] = true,
+	['['] = true,
+	[']'] = true };
+
 int
 grok_nd_feed(
     struct grok_nd *p, const char *data, size_t len, grok_ev_fn *fn, void *arg)
@@ -528,11 +941,24 @@ grok_nd_feed(
 				start = i;
 			continue;
 		}
-		if (++p->scan > p->pend.max) {
+		if (!p->esc) { /* most bytes change nothing: skip them */
+			size_t j = i;
+
+			while (j < len && !grok_nd_stop[(unsigned char)data[j]])
+				j++;
+			p->scan += j - i;
+			i = j;
+		}
+		if (i < len)
+			p->scan++;
+		if (p->scan > p->pend.max) {
 			buf_reset(&p->pend);
 			p->state = GROK_ND_SKIP;
 			return WP_ETOOBIG;
 		}
+		if (i == len)
+			break;
+		ch = (unsigned char)data[i];
 		if ((st = grok_nd_inside(p, ch)) == GROK_ND_MORE)
 			continue;
 		p->state = GROK_ND_IDLE;

@@ -8,7 +8,8 @@
  *
  * Invariants checked:
  * - the events, and the malformed/objects counts, do not depend on how
- *   the body was cut into pieces; every event is well-formed;
+ *   the body was cut into pieces, nor on whether the shallow scan or
+ *   jansson read an object (tree_only); every event is well-formed;
  * - the SSE output is whole `data: ...\n\n` frames, each valid JSON
  *   without a raw line break, one role, no text after finish_reason, the
  *   usage chunk when asked, an error only at the end, [DONE] last;
@@ -606,7 +607,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct fuzz_in in = { data, size };
 	uint8_t opt = fuzz_u8(&in), par = fuzz_u8(&in);
 	struct nd_split sp;
-	struct nd_run *whole, *cut;
+	struct nd_run *whole, *cut, *tree;
 	const char *tags;
 	uint32_t max_tokens;
 	char *body;
@@ -624,13 +625,18 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	whole = calloc(1, sizeof(*whole));
 	cut = calloc(1, sizeof(*cut));
-	FUZZ_CHECK(whole != NULL && cut != NULL);
+	tree = calloc(1, sizeof(*tree));
+	FUZZ_CHECK(whole != NULL && cut != NULL && tree != NULL);
 	grok_nd_init(&whole->nd, nd_line_max[opt & ND_O_LINE]);
 	grok_nd_init(&cut->nd, nd_line_max[opt & ND_O_LINE]);
+	grok_nd_init(&tree->nd, nd_line_max[opt & ND_O_LINE]);
+	tree->nd.tree_only = true;
 	buf_init(&whole->log, ND_BIG);
 	buf_init(&cut->log, ND_BIG);
+	buf_init(&tree->log, ND_BIG);
 	nd_out_init(&whole->out, opt, par, tags, max_tokens);
 	nd_out_init(&cut->out, opt, par, tags, max_tokens);
+	nd_out_init(&tree->out, opt, par, tags, max_tokens);
 
 	nd_feed(whole, body, in.n, NULL);
 	nd_feed(cut, body, in.n, &sp);
@@ -640,18 +646,35 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	FUZZ_CHECK(whole->nd.malformed == cut->nd.malformed);
 	FUZZ_CHECK(whole->nd.objects == cut->nd.objects);
 	FUZZ_CHECK(whole->nd.seen_response == cut->nd.seen_response);
+	nd_feed(tree, body, in.n, NULL);
+	if (nd_debug &&
+	    (whole->log.len != tree->log.len ||
+	        memcmp(whole->log.p, tree->log.p, whole->log.len)))
+		fprintf(stderr, "scan:\n%.*s\ntree:\n%.*s\n",
+		    (int)whole->log.len, whole->log.p, (int)tree->log.len,
+		    tree->log.p);
+	FUZZ_CHECK(whole->log.len == tree->log.len &&
+	    (whole->log.len == 0 ||
+	        memcmp(whole->log.p, tree->log.p, whole->log.len) == 0));
+	FUZZ_CHECK(whole->nd.malformed == tree->nd.malformed);
+	FUZZ_CHECK(whole->nd.objects == tree->nd.objects);
+	FUZZ_CHECK(whole->nd.seen_response == tree->nd.seen_response);
 	nd_end(&cut->out);
 
 	nd_tagf(tags, body, in.n, &sp);
 
 	grok_nd_fini(&whole->nd);
 	grok_nd_fini(&cut->nd);
+	grok_nd_fini(&tree->nd);
 	buf_fini(&whole->log);
 	buf_fini(&cut->log);
+	buf_fini(&tree->log);
 	nd_out_fini(&whole->out);
 	nd_out_fini(&cut->out);
+	nd_out_fini(&tree->out);
 	free(whole);
 	free(cut);
+	free(tree);
 	free(body);
 	return 0;
 }
