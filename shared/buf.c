@@ -73,6 +73,49 @@ buf_puts(struct buf *b, const char *s)
 }
 
 int
+buf_json_str(struct buf *b, const char *s, size_t n)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t i, run, mark = b->len;
+	unsigned char c;
+	char esc[6] = { '\\', 'u', '0', '0' };
+	int rc;
+
+	if ((rc = buf_append(b, "\"", 1)) != 0)
+		return rc;
+	for (i = 0; i < n; i += run + 1) {
+		for (run = 0; i + run < n; run++) {
+			c = (unsigned char)s[i + run];
+			if (c < 0x20 || c == '"' || c == '\\')
+				break;
+		}
+		if (run > 0 && (rc = buf_append(b, s + i, run)) != 0)
+			goto fail;
+		if (i + run == n)
+			break;
+		c = (unsigned char)s[i + run];
+		esc[1] = c == '"' ? '"'
+		    : c == '\\'   ? '\\'
+		    : c == '\b'   ? 'b'
+		    : c == '\f'   ? 'f'
+		    : c == '\n'   ? 'n'
+		    : c == '\r'   ? 'r'
+		    : c == '\t'   ? 't'
+		                  : 'u';
+		esc[4] = hex[c >> 4];
+		esc[5] = hex[c & 15];
+		if ((rc = buf_append(b, esc, esc[1] == 'u' ? 6 : 2)) != 0)
+			goto fail;
+	}
+	if ((rc = buf_append(b, "\"", 1)) == 0)
+		return 0;
+fail:
+	b->len = mark;
+	b->p[mark] = '\0';
+	return rc;
+}
+
+int
 buf_printf(struct buf *b, const char *fmt, ...)
 {
 	va_list ap;

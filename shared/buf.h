@@ -26,6 +26,12 @@ int buf_append(struct buf *b, const void *data, size_t len);
 int buf_puts(struct buf *b, const char *s);
 int buf_printf(struct buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/*
+ * Append the n bytes at s as a JSON string, quotes included, escaped as
+ * jansson dumps it (s must be valid UTF-8). Returns as buf_append; on
+ * an error b is unchanged.
+ */
+int buf_json_str(struct buf *b, const char *s, size_t n);
 /* Drop the first n bytes (n <= len). */
 void buf_consume(struct buf *b, size_t n);
 /* Hand the contents to the caller (malloc'ed, NUL-terminated; NULL if

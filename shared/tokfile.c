@@ -3,9 +3,18 @@
  * table, three-way merging of the operator's edits, and atomic writing.
  * Master only; takes no lock itself (the tok_* calls take the table's).
  *
- * A struct tokfile is the jansson document last read or written. It
- * always has "ssoNormal" and "ssoSuper" objects; every other key, at the
- * top and inside each token's object, is kept as it was and written back.
+ * A struct tokfile is what the file last read or written says. The
+ * master keeps one all its life (the merge base), so it is compact: per
+ * token its fields and offsets into one block of strings, the token's
+ * keys we do not know as the text of a JSON object (none for most
+ * tokens), the same for the top level, and a hash index by token.
+ *
+ * Reading first tries a scanner made for token.json's shape, which gives
+ * up at the first thing it is not sure of. A token's object it will not
+ * read (a key we do not know, a real number, a wrong value) goes through
+ * jansson alone; anything else (broken JSON, a duplicate key, a schema
+ * error) sends the whole file through jansson as before, so every error
+ * and its position come from there.
  * Tokens never reach an error message: log_tok() fingerprints do.
  */
 #include <errno.h>
@@ -20,6 +29,7 @@
 
 #include <jansson.h>
 
+#include "buf.h"
 #include "err.h"
 #include "log.h"
 #include "tok.h"
@@ -27,24 +37,68 @@
 #include "util.h"
 
 #define TOKFILE_MAX_BYTES (256u << 20) /* ~400k tokens: far past any cap */
-
-struct tokfile {
-	json_t *doc;
-};
+#define TOKFILE_STRS_MAX  (1u << 30)   /* strings of one struct tokfile */
+#define TOKFILE_KEY_MAX   1024         /* longer keys: jansson reads them */
+#define TOKFILE_DEPTH_MAX 512          /* deeper values: jansson reads them */
 
 /* The fields we read and write; any other key of a token is kept. */
-static const char *const tokfile_known[] = {
-	"createdTime",
-	"remainingQueries",
-	"heavyremainingQueries",
-	"status",
-	"failedCount",
-	"lastFailureTime",
-	"lastFailureReason",
-	"tags",
-	"note",
-	"cooldownUntil",
-	"lastUsedTime",
+enum tokfile_key {
+	TOKFILE_K_CREATED,
+	TOKFILE_K_REMAINING,
+	TOKFILE_K_HEAVY,
+	TOKFILE_K_STATUS,
+	TOKFILE_K_FAILED,
+	TOKFILE_K_FAIL_TIME,
+	TOKFILE_K_FAIL_REASON,
+	TOKFILE_K_TAGS,
+	TOKFILE_K_NOTE,
+	TOKFILE_K_COOLDOWN,
+	TOKFILE_K_USED,
+	TOKFILE_NKEYS
+};
+
+static const char *const tokfile_key_name[] = {
+	[TOKFILE_K_CREATED] = "createdTime",
+	[TOKFILE_K_REMAINING] = "remainingQueries",
+	[TOKFILE_K_HEAVY] = "heavyremainingQueries",
+	[TOKFILE_K_STATUS] = "status",
+	[TOKFILE_K_FAILED] = "failedCount",
+	[TOKFILE_K_FAIL_TIME] = "lastFailureTime",
+	[TOKFILE_K_FAIL_REASON] = "lastFailureReason",
+	[TOKFILE_K_TAGS] = "tags",
+	[TOKFILE_K_NOTE] = "note",
+	[TOKFILE_K_COOLDOWN] = "cooldownUntil",
+	[TOKFILE_K_USED] = "lastUsedTime",
+};
+
+/* One token as the file has it; strings are offsets into strs. */
+struct tokfile_ent {
+	int64_t created_ms;
+	int64_t last_failure_ms;
+	int64_t cooldown_until_ms;
+	int64_t last_used_ms;
+	int32_t remaining;
+	int32_t heavy_remaining;
+	uint32_t failed_count;
+	uint32_t hash;
+	uint32_t token;
+	uint32_t note;
+	uint32_t reason;
+	uint32_t tags;  /* ntags strings, one after the other */
+	uint32_t extra; /* its unknown keys as a JSON object; 0 = none */
+	uint8_t type;
+	uint8_t status;
+	uint8_t ntags;
+};
+
+struct tokfile {
+	struct tokfile_ent *ents; /* in the file's order */
+	size_t n, cap;
+	uint32_t *index; /* open addressing: entry + 1, 0 = empty */
+	uint32_t mask;   /* slots - 1 */
+	char *strs;      /* NUL-terminated strings; offset 0 is "" */
+	size_t strs_len, strs_cap;
+	uint32_t top; /* unknown top-level keys as a JSON object; 0 = none */
 };
 
 /* What is wrong with one token's entry. */
@@ -53,15 +107,19 @@ struct tokfile_bad {
 	char why[96];
 };
 
-static struct tokfile *
-tokfile_new(json_t *doc)
-{
-	struct tokfile *f;
+/* ---- the compact document ---- */
 
-	if ((f = calloc(1, sizeof(*f))) == NULL)
-		return NULL;
-	f->doc = doc;
-	return f;
+/* FNV-1a. Tokens come from the operator, not from clients. */
+static uint32_t
+tokfile_hash(const char *s)
+{
+	uint32_t h = 2166136261u;
+
+	for (; *s != '\0'; s++) {
+		h ^= (unsigned char)*s;
+		h *= 16777619u;
+	}
+	return h;
 }
 
 void
@@ -69,45 +127,251 @@ tokfile_free(struct tokfile *f)
 {
 	if (f == NULL)
 		return;
-	json_decref(f->doc);
+	if (f->strs != NULL)
+		explicit_bzero(f->strs, f->strs_len); /* tokens */
+	free(f->strs);
+	free(f->index);
+	free(f->ents);
 	free(f);
 }
 
-static json_t *
-tokfile_map(const struct tokfile *f, enum tok_type type)
+/* An empty document; strs_hint: bytes of strings to expect. */
+static struct tokfile *
+tokfile_new(size_t strs_hint)
 {
+	struct tokfile *f;
+
+	if ((f = calloc(1, sizeof(*f))) == NULL)
+		return NULL;
+	f->mask = 15;
+	f->strs_cap = strs_hint < 4096     ? 4096
+	    : strs_hint < TOKFILE_STRS_MAX ? strs_hint
+	                                   : TOKFILE_STRS_MAX;
+	if ((f->index = calloc(f->mask + 1, sizeof(*f->index))) == NULL ||
+	    (f->strs = malloc(f->strs_cap)) == NULL) {
+		tokfile_free(f);
+		return NULL;
+	}
+	f->strs[0] = '\0';
+	f->strs_len = 1;
+	return f;
+}
+
+/* A copy of the n bytes at s, NUL-terminated, into strs; *off says where. */
+static int
+tokfile_strs_add(struct tokfile *f, const char *s, size_t n, uint32_t *off)
+{
+	size_t cap = f->strs_cap;
+	char *p;
+
+	if (n >= TOKFILE_STRS_MAX - f->strs_len)
+		return WP_ENOMEM;
+	while (f->strs_len + n + 1 > cap)
+		cap *= 2;
+	if (cap != f->strs_cap) {
+		/* Not realloc: the old block holds tokens and is wiped. */
+		if ((p = malloc(cap)) == NULL)
+			return WP_ENOMEM;
+		memcpy(p, f->strs, f->strs_len);
+		explicit_bzero(f->strs, f->strs_len);
+		free(f->strs);
+		f->strs = p;
+		f->strs_cap = cap;
+	}
+	memcpy(f->strs + f->strs_len, s, n);
+	f->strs[f->strs_len + n] = '\0';
+	*off = (uint32_t)f->strs_len;
+	f->strs_len += n + 1;
+	return 0;
+}
+
+/* The index slot of token: its entry's, or the empty one it would take. */
+static uint32_t
+tokfile_slot(const struct tokfile *f, const char *token, uint32_t h)
+{
+	const struct tokfile_ent *e;
+	uint32_t i;
+
+	for (i = h & f->mask; f->index[i] != 0; i = (i + 1) & f->mask) {
+		e = &f->ents[f->index[i] - 1];
+		if (e->hash == h && strcmp(f->strs + e->token, token) == 0)
+			break;
+	}
+	return i;
+}
+
+/* A token's entry (f may be NULL), or NULL. */
+static const struct tokfile_ent *
+tokfile_lookup(const struct tokfile *f, const char *token)
+{
+	uint32_t i;
+
 	if (f == NULL)
 		return NULL;
-	return json_object_get(f->doc, tok_type_name[type]);
+	i = tokfile_slot(f, token, tokfile_hash(token));
+	return f->index[i] != 0 ? &f->ents[f->index[i] - 1] : NULL;
+}
+
+/* Room for one more entry, with the index at most half full. */
+static int
+tokfile_reserve(struct tokfile *f)
+{
+	struct tokfile_ent *ents;
+	uint32_t *index, slots, i, j;
+	size_t cap;
+
+	if (f->n == f->cap) {
+		cap = f->cap == 0 ? 64 : f->cap * 2;
+		if (cap > UINT32_MAX / 4)
+			return WP_ENOMEM;
+		if ((ents = realloc(f->ents, cap * sizeof(*ents))) == NULL)
+			return WP_ENOMEM;
+		f->ents = ents;
+		f->cap = cap;
+	}
+	if ((f->n + 1) * 2 <= (size_t)f->mask + 1)
+		return 0;
+	slots = (f->mask + 1) * 2;
+	if ((index = calloc(slots, sizeof(*index))) == NULL)
+		return WP_ENOMEM;
+	for (i = 0; i < f->n; i++) {
+		for (j = f->ents[i].hash & (slots - 1); index[j] != 0;)
+			j = (j + 1) & (slots - 1);
+		index[j] = i + 1;
+	}
+	free(f->index);
+	f->index = index;
+	f->mask = slots - 1;
+	return 0;
+}
+
+/*
+ * Add ti (already checked: by tokfile_info, the scanner or the table)
+ * with the text of its unknown keys (NULL: none). Returns 0, WP_EEXIST
+ * (the token is there already) or WP_ENOMEM.
+ */
+static int
+tokfile_add(struct tokfile *f, const struct tok_info *ti, const char *extra)
+{
+	struct tokfile_ent e;
+	uint32_t slot, i, off;
+	int rc;
+
+	memset(&e, 0, sizeof(e));
+	e.hash = tokfile_hash(ti->token);
+	if ((rc = tokfile_reserve(f)) != 0)
+		return rc;
+	if (f->index[slot = tokfile_slot(f, ti->token, e.hash)] != 0)
+		return WP_EEXIST;
+	if ((rc = tokfile_strs_add(
+	         f, ti->token, strlen(ti->token), &e.token)) != 0 ||
+	    (ti->note[0] != '\0' &&
+	        (rc = tokfile_strs_add(
+	             f, ti->note, strlen(ti->note), &e.note)) != 0) ||
+	    (ti->last_failure_reason[0] != '\0' &&
+	        (rc = tokfile_strs_add(f, ti->last_failure_reason,
+	             strlen(ti->last_failure_reason), &e.reason)) != 0) ||
+	    (extra != NULL &&
+	        (rc = tokfile_strs_add(f, extra, strlen(extra), &e.extra)) !=
+	            0))
+		return rc;
+	for (i = 0; i < ti->ntags; i++) {
+		if ((rc = tokfile_strs_add(
+		         f, ti->tags[i], strlen(ti->tags[i]), &off)) != 0)
+			return rc;
+		if (i == 0)
+			e.tags = off;
+	}
+	e.created_ms = ti->created_ms;
+	e.last_failure_ms = ti->last_failure_ms;
+	e.cooldown_until_ms = ti->cooldown_until_ms;
+	e.last_used_ms = ti->last_used_ms;
+	e.remaining = ti->remaining;
+	e.heavy_remaining = ti->heavy_remaining;
+	e.failed_count = ti->failed_count;
+	e.type = ti->type;
+	e.status = ti->status;
+	e.ntags = (uint8_t)ti->ntags;
+	f->ents[f->n++] = e;
+	f->index[slot] = (uint32_t)f->n;
+	return 0;
+}
+
+/* An entry as a struct tok_info (its strings fit: they were checked). */
+static void
+tokfile_get(
+    const struct tokfile *f, const struct tokfile_ent *e, struct tok_info *ti)
+{
+	const char *tag = f->strs + e->tags;
+	uint32_t i;
+
+	memset(ti, 0, sizeof(*ti));
+	(void)util_strlcpy(ti->token, f->strs + e->token, sizeof(ti->token));
+	(void)util_strlcpy(ti->note, f->strs + e->note, sizeof(ti->note));
+	(void)util_strlcpy(ti->last_failure_reason, f->strs + e->reason,
+	    sizeof(ti->last_failure_reason));
+	for (i = 0; i < e->ntags; i++) {
+		(void)util_strlcpy(ti->tags[i], tag, sizeof(ti->tags[i]));
+		tag += strlen(tag) + 1;
+	}
+	ti->ntags = e->ntags;
+	ti->type = e->type;
+	ti->status = e->status;
+	ti->remaining = e->remaining;
+	ti->heavy_remaining = e->heavy_remaining;
+	ti->failed_count = e->failed_count;
+	ti->created_ms = e->created_ms;
+	ti->last_failure_ms = e->last_failure_ms;
+	ti->last_used_ms = e->last_used_ms;
+	ti->cooldown_until_ms = e->cooldown_until_ms;
+}
+
+/*
+ * The next entry of one type from *i on (f may be NULL), or NULL: the
+ * file's order within each map, ssoNormal's tokens before ssoSuper's.
+ */
+static const struct tokfile_ent *
+tokfile_next(const struct tokfile *f, enum tok_type type, size_t *i)
+{
+	for (; f != NULL && *i < f->n; (*i)++)
+		if (f->ents[*i].type == type)
+			return &f->ents[(*i)++];
+	return NULL;
 }
 
 size_t
 tokfile_count(const struct tokfile *f)
 {
-	unsigned i;
-	size_t n = 0;
-
-	for (i = 0; i < TOK_NTYPES; i++)
-		n += json_object_size(tokfile_map(f, (enum tok_type)i));
-	return n;
+	return f != NULL ? f->n : 0;
 }
 
-/* A token's entry in either map, and which. */
-static json_t *
-tokfile_lookup(const struct tokfile *f, const char *token, enum tok_type *type)
+bool
+tokfile_same(const struct tokfile *a, const struct tokfile *b)
 {
-	json_t *v;
+	const struct tokfile_ent *ea, *eb;
+	struct tok_info ta, tb;
+	size_t ia, ib;
 	unsigned i;
+	bool same =
+	    a->n == b->n && strcmp(a->strs + a->top, b->strs + b->top) == 0;
 
-	for (i = 0; i < TOK_NTYPES; i++) {
-		v = json_object_get(tokfile_map(f, (enum tok_type)i), token);
-		if (v != NULL) {
-			if (type != NULL)
-				*type = (enum tok_type)i;
-			return v;
-		}
+	for (i = 0; same && i < TOK_NTYPES; i++) {
+		ia = ib = 0;
+		do {
+			ea = tokfile_next(a, (enum tok_type)i, &ia);
+			eb = tokfile_next(b, (enum tok_type)i, &ib);
+			if (ea == NULL || eb == NULL) {
+				same = ea == eb;
+				break;
+			}
+			tokfile_get(a, ea, &ta);
+			tokfile_get(b, eb, &tb);
+			same = memcmp(&ta, &tb, sizeof(ta)) == 0 &&
+			    strcmp(a->strs + ea->extra, b->strs + eb->extra) ==
+			        0;
+		} while (same);
 	}
-	return NULL;
+	return same;
 }
 
 /* ---- one token: JSON <-> struct tok_info ---- */
@@ -294,6 +558,74 @@ tokfile_info(const char *token, json_t *o, enum tok_type type,
 	return 0;
 }
 
+/*
+ * The keys of o other than known[0..n) as the text of a JSON object, in
+ * *textp (malloc'ed; NULL when there are none). Returns 0 or WP_ENOMEM.
+ */
+static int
+tokfile_extras(json_t *o, const char *const *known, size_t n, char **textp)
+{
+	json_t *x = NULL, *v;
+	const char *key;
+	size_t i;
+	int rc = 0;
+
+	*textp = NULL;
+	json_object_foreach(o, key, v)
+	{
+		for (i = 0; i < n && strcmp(key, known[i]) != 0; i++)
+			;
+		if (i < n)
+			continue;
+		if ((x == NULL && (x = json_object()) == NULL) ||
+		    json_object_set(x, key, v) != 0) {
+			rc = WP_ENOMEM;
+			goto out;
+		}
+	}
+	if (x != NULL && (*textp = json_dumps(x, JSON_COMPACT)) == NULL)
+		rc = WP_ENOMEM;
+out:
+	json_decref(x);
+	return rc;
+}
+
+/* Set the keys of text (from tokfile_extras) into o. Returns 0 or -1. */
+static int
+tokfile_extras_set(json_t *o, const char *text)
+{
+	json_error_t jerr;
+	json_t *x, *v;
+	const char *key;
+	int bad = 0;
+
+	if ((x = json_loads(text, 0, &jerr)) == NULL)
+		return -1; /* we wrote it: out of memory */
+	json_object_foreach(x, key, v) bad |= json_object_set(o, key, v);
+	json_decref(x);
+	return bad;
+}
+
+/* One token's object o into f: its fields, and its keys we do not know. */
+static int
+tokfile_add_json(
+    struct tokfile *f, const char *token, json_t *o, enum tok_type type)
+{
+	struct tokfile_bad bad;
+	struct tok_info ti;
+	char *extra = NULL;
+	int rc;
+
+	if (tokfile_info(token, o, type, &ti, &bad) != 0)
+		return WP_EPARSE;
+	if ((rc = tokfile_extras(o, tokfile_key_name, TOKFILE_NKEYS, &extra)) ==
+	    0)
+		rc = tokfile_add(f, &ti, extra);
+	free(extra);
+	explicit_bzero(&ti, sizeof(ti)); /* a token */
+	return rc;
+}
+
 static int
 tokfile_set_time(json_t *o, const char *key, int64_t ms)
 {
@@ -301,12 +633,14 @@ tokfile_set_time(json_t *o, const char *key, int64_t ms)
 	    o, key, ms > 0 ? json_integer(ms) : json_null());
 }
 
-/* The JSON object of one token, in the seed's key order, then ours. */
+/*
+ * The JSON object of one token, in the seed's key order, then ours, then
+ * the unknown keys of extra (NULL: none).
+ */
 static json_t *
-tokfile_entry_json(const struct tok_info *ti, json_t *old)
+tokfile_entry_json(const struct tok_info *ti, const char *extra)
 {
-	json_t *o, *tags, *v;
-	const char *key;
+	json_t *o, *tags;
 	unsigned i;
 	int bad = 0;
 
@@ -337,16 +671,8 @@ tokfile_entry_json(const struct tok_info *ti, json_t *old)
 	bad |= tokfile_set_time(o, "cooldownUntil",
 	    ti->cooldown_until_ms > 1 ? ti->cooldown_until_ms : 0);
 	bad |= tokfile_set_time(o, "lastUsedTime", ti->last_used_ms);
-	if (json_is_object(old)) {
-		json_object_foreach(old, key, v)
-		{
-			for (i = 0; i < ARRAY_LEN(tokfile_known); i++)
-				if (strcmp(key, tokfile_known[i]) == 0)
-					break;
-			if (i == ARRAY_LEN(tokfile_known))
-				bad |= json_object_set(o, key, v);
-		}
-	}
+	if (extra != NULL)
+		bad |= tokfile_extras_set(o, extra);
 	if (bad != 0) {
 		json_decref(o);
 		return NULL;
@@ -354,7 +680,518 @@ tokfile_entry_json(const struct tok_info *ti, json_t *old)
 	return o;
 }
 
-/* ---- reading ---- */
+/* ti as reading back what tokfile_entry_json made of it gives it. */
+static void
+tokfile_as_written(struct tok_info *ti)
+{
+	if (ti->last_failure_ms < 0)
+		ti->last_failure_ms = 0;
+	if (ti->cooldown_until_ms <= 1)
+		ti->cooldown_until_ms = 0;
+	if (ti->last_used_ms < 0)
+		ti->last_used_ms = 0;
+}
+
+/* ---- reading: the scanner ---- */
+
+struct tokfile_scan {
+	const char *p, *end;
+	struct tokfile *f;
+	struct buf top; /* unknown top-level members, as "{...}" text */
+	char tok[TOK_LEN_MAX + 1];
+	char key[TOKFILE_KEY_MAX];
+};
+
+static void
+tokfile_ws(struct tokfile_scan *s)
+{
+	while (s->p < s->end &&
+	    (*s->p == ' ' || *s->p == '\n' || *s->p == '\r' || *s->p == '\t'))
+		s->p++;
+}
+
+/* Past blanks, the character c. */
+static bool
+tokfile_eat(struct tokfile_scan *s, char c)
+{
+	tokfile_ws(s);
+	if (s->p == s->end || *s->p != c)
+		return false;
+	s->p++;
+	return true;
+}
+
+static bool
+tokfile_null(struct tokfile_scan *s)
+{
+	if (s->end - s->p < 4 || memcmp(s->p, "null", 4) != 0)
+		return false;
+	s->p += 4;
+	return true;
+}
+
+/* Length of the valid UTF-8 sequence at p, as jansson checks it, or 0. */
+static size_t
+tokfile_utf8_len(const unsigned char *p, const unsigned char *end)
+{
+	size_t n, i;
+	uint32_t cp;
+
+	if (*p >= 0xc2 && *p <= 0xdf) {
+		n = 2;
+		cp = *p & 0x1fu;
+	} else if (*p >= 0xe0 && *p <= 0xef) {
+		n = 3;
+		cp = *p & 0x0fu;
+	} else if (*p >= 0xf0 && *p <= 0xf4) {
+		n = 4;
+		cp = *p & 0x07u;
+	} else {
+		return 0;
+	}
+	if ((size_t)(end - p) < n)
+		return 0;
+	for (i = 1; i < n; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (p[i] & 0x3fu);
+	}
+	if ((n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+	    (n == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+		return 0;
+	return n;
+}
+
+/*
+ * The string at s->p into dst (size bytes with the NUL). Returns 0, or -1
+ * when it does not fit, holds an escape (jansson decodes those) or is not
+ * a string jansson takes (a control character, bad UTF-8).
+ */
+static int
+tokfile_str_scan(struct tokfile_scan *s, char *dst, size_t size)
+{
+	const unsigned char *p = (const unsigned char *)s->p;
+	const unsigned char *end = (const unsigned char *)s->end;
+	size_t n = 0, k;
+
+	if (p == end || *p++ != '"')
+		return -1;
+	while (p < end && *p != '"') {
+		if (*p >= 0x20 && *p < 0x80 && *p != '\\')
+			k = 1;
+		else if ((k = tokfile_utf8_len(p, end)) == 0)
+			return -1;
+		if (n + k >= size)
+			return -1;
+		while (k-- > 0)
+			dst[n++] = (char)*p++;
+	}
+	if (p == end)
+		return -1;
+	dst[n] = '\0';
+	s->p = (const char *)(p + 1);
+	return 0;
+}
+
+/* A JSON integer (no fraction or exponent) that fits an int64_t. */
+static int
+tokfile_num_scan(struct tokfile_scan *s, int64_t *out)
+{
+	const char *p = s->p;
+	uint64_t v = 0;
+	unsigned digits = 0;
+	bool neg = false;
+
+	if (p < s->end && *p == '-') {
+		neg = true;
+		p++;
+	}
+	if (p < s->end && *p == '0') {
+		p++;
+		digits = 1;
+	} else {
+		for (; p < s->end && *p >= '0' && *p <= '9'; p++, digits++)
+			if (digits < 19)
+				v = v * 10 + (uint64_t)(*p - '0');
+	}
+	if (digits == 0 || digits > 19 || v > (uint64_t)INT64_MAX + neg ||
+	    (p < s->end &&
+	        (*p == '.' || *p == 'e' || *p == 'E' ||
+	            (*p >= '0' && *p <= '9'))))
+		return -1;
+	*out = neg ? (int64_t)(0 - v) : (int64_t)v;
+	s->p = p;
+	return 0;
+}
+
+/*
+ * An integer field as tokfile_int takes it: null (dflt), an integer, or
+ * with str_ok digits in a string; in [min, max].
+ */
+static int
+tokfile_int_scan(struct tokfile_scan *s, int64_t min, int64_t max, bool str_ok,
+    int64_t dflt, int64_t *out)
+{
+	char digits[32];
+	int64_t x;
+
+	if (tokfile_null(s)) {
+		*out = dflt;
+		return 0;
+	}
+	if (s->p < s->end && *s->p == '"') {
+		if (!str_ok ||
+		    tokfile_str_scan(s, digits, sizeof(digits)) != 0 ||
+		    util_parse_i64(digits, min, max, &x) != 0)
+			return -1;
+	} else if (tokfile_num_scan(s, &x) != 0) {
+		return -1;
+	}
+	if (x < min || x > max)
+		return -1;
+	*out = x;
+	return 0;
+}
+
+static int
+tokfile_tags_scan(struct tokfile_scan *s, struct tok_info *ti)
+{
+	ti->ntags = 0;
+	if (tokfile_null(s))
+		return 0;
+	if (!tokfile_eat(s, '['))
+		return -1;
+	if (tokfile_eat(s, ']'))
+		return 0;
+	do {
+		tokfile_ws(s);
+		if (ti->ntags == TOK_TAGS_MAX ||
+		    tokfile_str_scan(
+		        s, ti->tags[ti->ntags], sizeof(ti->tags[0])) != 0)
+			return -1;
+		ti->ntags++;
+	} while (tokfile_eat(s, ','));
+	return tokfile_eat(s, ']') ? 0 : -1;
+}
+
+/* The value of field k into ti, as tokfile_info would read it. */
+static int
+tokfile_field_scan(
+    struct tokfile_scan *s, enum tokfile_key k, struct tok_info *ti)
+{
+	enum tok_status st;
+	char word[16];
+	int64_t x = 0;
+	int rc = -1;
+
+	switch (k) {
+	case TOKFILE_K_CREATED:
+		return tokfile_int_scan(
+		    s, 0, INT64_MAX, true, 0, &ti->created_ms);
+	case TOKFILE_K_FAIL_TIME:
+		return tokfile_int_scan(
+		    s, 0, INT64_MAX, true, 0, &ti->last_failure_ms);
+	case TOKFILE_K_COOLDOWN:
+		return tokfile_int_scan(
+		    s, 0, INT64_MAX, true, 0, &ti->cooldown_until_ms);
+	case TOKFILE_K_USED:
+		return tokfile_int_scan(
+		    s, 0, INT64_MAX, true, 0, &ti->last_used_ms);
+	case TOKFILE_K_REMAINING:
+		rc = tokfile_int_scan(s, INT32_MIN, INT32_MAX, false, -1, &x);
+		ti->remaining = (int32_t)x;
+		break;
+	case TOKFILE_K_HEAVY:
+		rc = tokfile_int_scan(s, INT32_MIN, INT32_MAX, false, -1, &x);
+		ti->heavy_remaining = (int32_t)x;
+		break;
+	case TOKFILE_K_FAILED:
+		rc = tokfile_int_scan(s, 0, UINT32_MAX, false, 0, &x);
+		ti->failed_count = (uint32_t)x;
+		break;
+	case TOKFILE_K_STATUS:
+		if (tokfile_str_scan(s, word, sizeof(word)) != 0 ||
+		    tok_status_parse(word, &st) != 0)
+			return -1;
+		ti->status = (uint8_t)st;
+		return 0;
+	case TOKFILE_K_FAIL_REASON:
+		return tokfile_null(s)
+		    ? 0
+		    : tokfile_str_scan(s, ti->last_failure_reason,
+		          sizeof(ti->last_failure_reason));
+	case TOKFILE_K_NOTE:
+		return tokfile_null(s)
+		    ? 0
+		    : tokfile_str_scan(s, ti->note, sizeof(ti->note));
+	case TOKFILE_K_TAGS:
+		return tokfile_tags_scan(s, ti);
+	case TOKFILE_NKEYS:
+		break;
+	}
+	return rc;
+}
+
+/* Which field key names, trying the one after prev first: files keep
+ * the order we write. TOKFILE_NKEYS when none. */
+static unsigned
+tokfile_key_find(const char *key, unsigned prev)
+{
+	unsigned k = (prev + 1) % TOKFILE_NKEYS;
+
+	if (strcmp(key, tokfile_key_name[k]) == 0)
+		return k;
+	for (k = 0; k < TOKFILE_NKEYS; k++)
+		if (strcmp(key, tokfile_key_name[k]) == 0)
+			break;
+	return k;
+}
+
+/*
+ * The object of token s->tok into ti, with tokfile_info's defaults.
+ * Returns 0, or -1 for anything jansson should read: a key we do not
+ * know, a value not of the usual kind, broken JSON.
+ */
+static int
+tokfile_entry_scan(
+    struct tokfile_scan *s, enum tok_type type, struct tok_info *ti)
+{
+	unsigned seen = 0, k = TOKFILE_NKEYS - 1;
+
+	memset(ti, 0, sizeof(*ti));
+	memcpy(ti->token, s->tok, strlen(s->tok) + 1);
+	ti->type = (uint8_t)type;
+	ti->remaining = ti->heavy_remaining = -1;
+	ti->status = TOK_ST_ACTIVE;
+	if (!tokfile_eat(s, '{'))
+		return -1;
+	if (tokfile_eat(s, '}'))
+		return 0;
+	do {
+		tokfile_ws(s);
+		if (tokfile_str_scan(s, s->key, sizeof(s->key)) != 0 ||
+		    (k = tokfile_key_find(s->key, k)) == TOKFILE_NKEYS ||
+		    (seen & 1u << k) != 0 || !tokfile_eat(s, ':'))
+			return -1;
+		seen |= 1u << k;
+		tokfile_ws(s);
+		if (tokfile_field_scan(s, (enum tokfile_key)k, ti) != 0)
+			return -1;
+	} while (tokfile_eat(s, ','));
+	return tokfile_eat(s, '}') ? 0 : -1;
+}
+
+static bool
+tokfile_scalar_char(char c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
+	    (c >= 'A' && c <= 'Z') || c == '-' || c == '+' || c == '.';
+}
+
+/*
+ * Move past one value without reading it: strings, brackets (at most
+ * TOKFILE_DEPTH_MAX deep) and the characters of numbers and words. It
+ * only finds where a valid value ends; jansson judges the value after.
+ */
+static int
+tokfile_skip(struct tokfile_scan *s)
+{
+	unsigned depth = 0;
+	char c;
+
+	do {
+		tokfile_ws(s);
+		if (s->p == s->end)
+			return -1;
+		c = *s->p++;
+		if (c == '"') {
+			for (; s->p < s->end && *s->p != '"'; s->p++)
+				if (*s->p == '\\' && ++s->p == s->end)
+					return -1;
+			if (s->p == s->end)
+				return -1;
+			s->p++;
+		} else if (c == '{' || c == '[') {
+			if (++depth > TOKFILE_DEPTH_MAX)
+				return -1;
+		} else if (c == '}' || c == ']' || c == ',' || c == ':') {
+			if (depth == 0)
+				return -1;
+			depth -= c == '}' || c == ']';
+		} else if (tokfile_scalar_char(c)) {
+			while (s->p < s->end && tokfile_scalar_char(*s->p))
+				s->p++;
+		} else {
+			return -1;
+		}
+	} while (depth > 0);
+	return 0;
+}
+
+/* The object of token s->tok through jansson, as the whole file would go. */
+static int
+tokfile_entry_slow(struct tokfile_scan *s, enum tok_type type,
+    struct tok_info *ti, char **extra)
+{
+	const char *start = s->p;
+	struct tokfile_bad bad;
+	json_error_t jerr;
+	json_t *o;
+	int rc;
+
+	*extra = NULL;
+	if (tokfile_skip(s) != 0 ||
+	    (o = json_loadb(start, (size_t)(s->p - start),
+	         JSON_REJECT_DUPLICATES, &jerr)) == NULL)
+		return -1;
+	rc = tokfile_info(s->tok, o, type, ti, &bad);
+	if (rc == 0)
+		rc = tokfile_extras(o, tokfile_key_name, TOKFILE_NKEYS, extra);
+	json_decref(o);
+	return rc;
+}
+
+static int
+tokfile_map_scan(struct tokfile_scan *s, enum tok_type type)
+{
+	struct tok_info ti;
+	const char *start;
+	char *extra = NULL;
+	int rc = -1;
+
+	if (!tokfile_eat(s, '{'))
+		return -1;
+	if (tokfile_eat(s, '}'))
+		return 0;
+	do {
+		tokfile_ws(s);
+		if (tokfile_str_scan(s, s->tok, sizeof(s->tok)) != 0 ||
+		    tok_validate(s->tok) != 0 || !tokfile_eat(s, ':'))
+			goto out;
+		tokfile_ws(s);
+		start = s->p;
+		if (tokfile_entry_scan(s, type, &ti) != 0) {
+			s->p = start;
+			if (tokfile_entry_slow(s, type, &ti, &extra) != 0)
+				goto out;
+		}
+		rc = tokfile_add(s->f, &ti, extra);
+		free(extra);
+		extra = NULL;
+		if (rc != 0)
+			goto out; /* a token twice, in one map or both */
+	} while (tokfile_eat(s, ','));
+	rc = tokfile_eat(s, '}') ? 0 : -1;
+out:
+	explicit_bzero(&ti, sizeof(ti)); /* a token */
+	return rc;
+}
+
+/* A top-level member we do not know: its key's text, then its value's. */
+static int
+tokfile_top_keep(struct tokfile_scan *s, const char *key, size_t keylen)
+{
+	const char *v = s->p;
+
+	if (tokfile_skip(s) != 0 ||
+	    buf_append(&s->top, s->top.len == 0 ? "{" : ",", 1) != 0 ||
+	    buf_append(&s->top, key, keylen) != 0 ||
+	    buf_append(&s->top, ":", 1) != 0 ||
+	    buf_append(&s->top, v, (size_t)(s->p - v)) != 0)
+		return -1;
+	return 0;
+}
+
+/* The top-level members kept, through jansson, into f->top. */
+static int
+tokfile_top_end(struct tokfile_scan *s)
+{
+	json_error_t jerr;
+	json_t *o;
+	char *text = NULL;
+	int rc;
+
+	if (s->top.len == 0)
+		return 0;
+	if (buf_append(&s->top, "}", 1) != 0 ||
+	    (o = json_loadb(
+	         s->top.p, s->top.len, JSON_REJECT_DUPLICATES, &jerr)) == NULL)
+		return -1;
+	rc = tokfile_extras(o, NULL, 0, &text);
+	json_decref(o);
+	if (rc == 0 && text != NULL)
+		rc = tokfile_strs_add(s->f, text, strlen(text), &s->f->top);
+	free(text);
+	return rc;
+}
+
+static int
+tokfile_top_scan(struct tokfile_scan *s)
+{
+	bool seen[TOK_NTYPES] = { false };
+	const char *key;
+	size_t keylen;
+	unsigned i;
+	int rc;
+
+	if (!tokfile_eat(s, '{'))
+		return -1;
+	if (!tokfile_eat(s, '}')) {
+		do {
+			tokfile_ws(s);
+			key = s->p;
+			if (tokfile_str_scan(s, s->key, sizeof(s->key)) != 0)
+				return -1;
+			keylen = (size_t)(s->p - key);
+			if (!tokfile_eat(s, ':'))
+				return -1;
+			for (i = 0; i < TOK_NTYPES &&
+			     strcmp(s->key, tok_type_name[i]) != 0;
+			     i++)
+				;
+			tokfile_ws(s);
+			if (i == TOK_NTYPES)
+				rc = tokfile_top_keep(s, key, keylen);
+			else if (seen[i])
+				rc = -1; /* jansson: a duplicate key */
+			else
+				rc = tokfile_map_scan(s, (enum tok_type)i);
+			if (rc != 0)
+				return -1;
+			if (i < TOK_NTYPES)
+				seen[i] = true;
+		} while (tokfile_eat(s, ','));
+		if (!tokfile_eat(s, '}'))
+			return -1;
+	}
+	tokfile_ws(s);
+	return s->p == s->end ? tokfile_top_end(s) : -1;
+}
+
+/*
+ * The whole text the fast way into a new *fp. Returns 0, or -1 when
+ * jansson must read it (and have the last word on what is wrong).
+ */
+static int
+tokfile_scan(const char *text, size_t len, struct tokfile **fp)
+{
+	struct tokfile_scan s;
+	int rc = -1;
+
+	memset(&s, 0, sizeof(s));
+	s.p = text;
+	s.end = text + len;
+	buf_init(&s.top, TOKFILE_MAX_BYTES);
+	if ((s.f = tokfile_new(len + 1)) != NULL &&
+	    (rc = tokfile_top_scan(&s)) == 0) {
+		*fp = s.f;
+		s.f = NULL;
+	}
+	tokfile_free(s.f);
+	buf_fini(&s.top);
+	explicit_bzero(&s, sizeof(s)); /* a token */
+	return rc != 0 ? -1 : 0;
+}
 
 /* Offset of "s" (quoted) in buf at or after from, or SIZE_MAX. */
 static size_t
@@ -510,26 +1347,99 @@ out:
 	return rc;
 }
 
-/* Give doc both maps, so everything after may rely on them. */
+/* A document jansson read and tokfile_check passed, as a new *fp. */
 static int
-tokfile_complete(json_t *doc)
+tokfile_from_doc(json_t *doc, size_t strs_hint, struct tokfile **fp)
 {
+	struct tokfile *f;
+	const char *token;
+	char *top = NULL;
+	json_t *v;
 	unsigned i;
+	int rc = 0;
 
-	for (i = 0; i < TOK_NTYPES; i++)
-		if (json_object_get(doc, tok_type_name[i]) == NULL &&
-		    json_object_set_new(doc, tok_type_name[i], json_object()) !=
-		        0)
-			return WP_ENOMEM;
+	if ((f = tokfile_new(strs_hint)) == NULL)
+		return WP_ENOMEM;
+	for (i = 0; i < TOK_NTYPES && rc == 0; i++) {
+		json_object_foreach(
+		    json_object_get(doc, tok_type_name[i]), token, v)
+		{
+			if ((rc = tokfile_add_json(
+			         f, token, v, (enum tok_type)i)) != 0)
+				break;
+		}
+	}
+	if (rc == 0)
+		rc = tokfile_extras(doc, tok_type_name, TOK_NTYPES, &top);
+	if (rc == 0 && top != NULL)
+		rc = tokfile_strs_add(f, top, strlen(top), &f->top);
+	free(top);
+	if (rc != 0) {
+		tokfile_free(f);
+		return rc;
+	}
+	*fp = f;
 	return 0;
+}
+
+/* The whole text through jansson: what every error message comes from. */
+static int
+tokfile_parse_slow(const char *path, const char *text, size_t len,
+    struct tokfile **fp, char *err, size_t errlen)
+{
+	json_error_t jerr;
+	json_t *doc;
+	char *near;
+	int rc;
+
+	doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (doc == NULL) {
+		/* "near '<text>'" may quote a token: never show it. */
+		if ((near = strstr(jerr.text, " near '")) != NULL)
+			*near = '\0';
+		(void)snprintf(err, errlen, "%s:%d:%d: %s", path, jerr.line,
+		    jerr.column, jerr.text);
+		return WP_EPARSE;
+	}
+	if (!json_is_object(doc)) {
+		rc = WP_EPARSE;
+		(void)snprintf(err, errlen,
+		    "%s:1:1: the top level must be an object with "
+		    "\"ssoNormal\" and \"ssoSuper\"",
+		    path);
+	} else if ((rc = tokfile_check(doc, path, text, len, err, errlen)) ==
+	    0) {
+		rc = tokfile_from_doc(doc, len + 1, fp);
+	}
+	json_decref(doc);
+	return rc;
+}
+
+int
+tokfile_parse(const char *path, const char *text, size_t len, unsigned flags,
+    struct tokfile **fp, char *err, size_t errlen)
+{
+	int rc;
+
+	*fp = NULL;
+	if (errlen > 0)
+		err[0] = '\0';
+	if ((flags & TOKFILE_SLOW) == 0 && tokfile_scan(text, len, fp) == 0)
+		return 0;
+	if ((flags & TOKFILE_FAST) != 0) {
+		(void)snprintf(err, errlen, "%s: not for the scanner", path);
+		return WP_EPARSE;
+	}
+	rc = tokfile_parse_slow(path, text, len, fp, err, errlen);
+	if (rc == WP_ENOMEM && errlen > 0 && err[0] == '\0')
+		(void)snprintf(err, errlen, "%s: out of memory", path);
+	return rc;
 }
 
 int
 tokfile_read(const char *path, struct tokfile **fp, char *err, size_t errlen)
 {
-	json_t *doc = NULL;
-	json_error_t jerr;
-	char *buf = NULL, *near;
+	char *buf = NULL;
 	size_t len = 0, skip = 0;
 	int fd = -1, rc;
 
@@ -544,60 +1454,26 @@ tokfile_read(const char *path, struct tokfile **fp, char *err, size_t errlen)
 			goto out;
 		}
 		/* No file yet: an empty pool. */
-		if ((doc = json_object()) == NULL) {
-			rc = WP_ENOMEM;
-			goto out;
-		}
-	} else {
-		rc = tokfile_slurp(fd, TOKFILE_MAX_BYTES, &buf, &len);
-		if (rc == WP_ESYS)
-			(void)snprintf(
-			    err, errlen, "%s: %s", path, strerror(errno));
-		if (rc == WP_ETOOBIG) {
-			rc = WP_EPARSE;
-			(void)snprintf(err, errlen, "%s: larger than %u bytes",
-			    path, TOKFILE_MAX_BYTES);
-		}
-		if (rc != 0)
-			goto out;
-		/* Editors on Windows add a byte-order mark. */
-		if (len >= 3 && memcmp(buf, "\xef\xbb\xbf", 3) == 0)
-			skip = 3;
-		doc = json_loadb(
-		    buf + skip, len - skip, JSON_REJECT_DUPLICATES, &jerr);
-		if (doc == NULL) {
-			rc = WP_EPARSE;
-			/* "near '<text>'" may quote a token: never show it. */
-			if ((near = strstr(jerr.text, " near '")) != NULL)
-				*near = '\0';
-			(void)snprintf(err, errlen, "%s:%d:%d: %s", path,
-			    jerr.line, jerr.column, jerr.text);
-			goto out;
-		}
-		if (!json_is_object(doc)) {
-			rc = WP_EPARSE;
-			(void)snprintf(err, errlen,
-			    "%s:1:1: the top level must be an object with "
-			    "\"ssoNormal\" and \"ssoSuper\"",
-			    path);
-			goto out;
-		}
-		if ((rc = tokfile_check(
-		         doc, path, buf + skip, len - skip, err, errlen)) != 0)
-			goto out;
-	}
-	if ((rc = tokfile_complete(doc)) != 0)
-		goto out;
-	if ((*fp = tokfile_new(doc)) == NULL) {
-		rc = WP_ENOMEM;
+		rc = (*fp = tokfile_new(0)) == NULL ? WP_ENOMEM : 0;
 		goto out;
 	}
-	doc = NULL; /* *fp owns it */
-	rc = 0;
+	rc = tokfile_slurp(fd, TOKFILE_MAX_BYTES, &buf, &len);
+	if (rc == WP_ESYS)
+		(void)snprintf(err, errlen, "%s: %s", path, strerror(errno));
+	if (rc == WP_ETOOBIG) {
+		rc = WP_EPARSE;
+		(void)snprintf(err, errlen, "%s: larger than %u bytes", path,
+		    TOKFILE_MAX_BYTES);
+	}
+	if (rc != 0)
+		goto out;
+	/* Editors on Windows add a byte-order mark. */
+	if (len >= 3 && memcmp(buf, "\xef\xbb\xbf", 3) == 0)
+		skip = 3;
+	rc = tokfile_parse(path, buf + skip, len - skip, 0, fp, err, errlen);
 out:
 	if (rc == WP_ENOMEM && errlen > 0 && err[0] == '\0')
 		(void)snprintf(err, errlen, "%s: out of memory", path);
-	json_decref(doc);
 	if (buf != NULL) {
 		explicit_bzero(buf, len); /* tokens */
 		free(buf);
@@ -612,46 +1488,35 @@ int
 tokfile_load(
     struct tok_table *t, const struct tokfile *f, char *err, size_t errlen)
 {
-	struct tokfile_bad bad;
+	const struct tokfile_ent *e;
 	struct tok_info ti;
 	char fp[LOG_TOK_LEN];
-	const char *token;
 	uint32_t row;
-	json_t *v;
+	size_t j;
 	unsigned i;
-	int rc;
+	int rc = 0;
 
 	if (errlen > 0)
 		err[0] = '\0';
-	for (i = 0; i < TOK_NTYPES; i++) {
-		json_object_foreach(tokfile_map(f, (enum tok_type)i), token, v)
-		{
-			if (tokfile_info(
-			        token, v, (enum tok_type)i, &ti, &bad) != 0) {
-				(void)log_tok(token, fp, sizeof(fp));
-				(void)snprintf(err, errlen,
-				    "%s: token %s: %s%s%s", tok_type_name[i],
-				    fp, bad.field != NULL ? bad.field : "",
-				    bad.field != NULL ? ": " : "", bad.why);
-				return WP_EPARSE;
-			}
+	memset(&ti, 0, sizeof(ti));
+	for (i = 0; i < TOK_NTYPES && rc == 0; i++) {
+		for (j = 0; rc == 0 &&
+		     (e = tokfile_next(f, (enum tok_type)i, &j)) != NULL;) {
+			tokfile_get(f, e, &ti);
 			rc = tok_add(t, &ti, &row);
-			if (rc == WP_ETOOBIG) {
-				(void)snprintf(err, errlen,
-				    "%zu tokens, more than grok.max_tokens "
-				    "(%u)",
-				    tokfile_count(f), tok_table_cap(t));
-				return rc;
-			}
-			if (rc != 0) {
-				(void)log_tok(token, fp, sizeof(fp));
-				(void)snprintf(err, errlen, "%s: token %s: %s",
-				    tok_type_name[i], fp, wp_strerror(rc));
-				return rc;
-			}
 		}
 	}
-	return 0;
+	if (rc == WP_ETOOBIG) {
+		(void)snprintf(err, errlen,
+		    "%zu tokens, more than grok.max_tokens (%u)",
+		    tokfile_count(f), tok_table_cap(t));
+	} else if (rc != 0) {
+		(void)log_tok(ti.token, fp, sizeof(fp));
+		(void)snprintf(err, errlen, "%s: token %s: %s",
+		    tok_type_name[ti.type], fp, wp_strerror(rc));
+	}
+	explicit_bzero(&ti, sizeof(ti)); /* a token */
+	return rc;
 }
 
 static bool
@@ -716,24 +1581,20 @@ tokfile_take(
 /* Merge one token of the edited file. */
 static int
 tokfile_merge_one(struct tok_table *t, const struct tokfile *base,
-    const char *token, json_t *ev, enum tok_type type, bool dry,
+    const struct tokfile *edited, const struct tokfile_ent *ee, bool dry,
     unsigned *added, unsigned *changed)
 {
 	struct tok_info eti, bti, lti, nti;
-	struct tokfile_bad bad;
-	enum tok_type btype = TOK_NORMAL;
-	json_t *bv;
+	const struct tokfile_ent *be;
 	uint32_t row, gen;
-	bool in_base;
 	int rc;
 
-	if ((rc = tokfile_info(token, ev, type, &eti, &bad)) != 0)
-		return rc; /* tokfile_read checked it: not from there */
-	bv = tokfile_lookup(base, token, &btype);
-	in_base = bv != NULL && tokfile_info(token, bv, btype, &bti, &bad) == 0;
-	if (tok_find(t, token, &row, &gen) != 0) {
+	tokfile_get(edited, ee, &eti);
+	if ((be = tokfile_lookup(base, eti.token)) != NULL)
+		tokfile_get(base, be, &bti);
+	if (tok_find(t, eti.token, &row, &gen) != 0) {
 		/* Deleted live since base: stays deleted unless edited. */
-		if (in_base) {
+		if (be != NULL) {
 			nti = bti;
 			if (!tokfile_take(&nti, NULL, &eti))
 				return 0;
@@ -747,7 +1608,7 @@ tokfile_merge_one(struct tok_table *t, const struct tokfile *base,
 	if ((rc = tok_get(t, row, gen, &lti)) != 0)
 		return rc == WP_ENOENT ? 0 : rc; /* deleted meanwhile */
 	nti = lti;
-	if (!tokfile_take(&nti, in_base ? &bti : NULL, &eti))
+	if (!tokfile_take(&nti, be != NULL ? &bti : NULL, &eti))
 		return 0;
 	if ((rc = tok_set(t, row, gen, &nti)) == 0)
 		(*changed)++;
@@ -763,18 +1624,19 @@ tokfile_merge_pass(struct tok_table *t, const struct tokfile *base,
     const struct tokfile *edited, bool dry, unsigned *na, unsigned *nr,
     unsigned *nc)
 {
+	const struct tokfile_ent *e;
 	uint32_t row, gen;
 	const char *token;
+	size_t j;
 	unsigned i;
-	json_t *v;
 	int rc, first = 0;
 
 	/* Removals first: they free rows for the additions. */
 	for (i = 0; i < TOK_NTYPES; i++) {
-		json_object_foreach(
-		    tokfile_map(base, (enum tok_type)i), token, v)
-		{
-			if (tokfile_lookup(edited, token, NULL) != NULL)
+		for (j = 0;
+		     (e = tokfile_next(base, (enum tok_type)i, &j)) != NULL;) {
+			token = base->strs + e->token;
+			if (tokfile_lookup(edited, token) != NULL)
 				continue;
 			if (dry ? tok_find(t, token, &row, &gen) == 0
 			        : tok_remove(t, token) == 0)
@@ -782,11 +1644,9 @@ tokfile_merge_pass(struct tok_table *t, const struct tokfile *base,
 		}
 	}
 	for (i = 0; i < TOK_NTYPES; i++) {
-		json_object_foreach(
-		    tokfile_map(edited, (enum tok_type)i), token, v)
-		{
-			rc = tokfile_merge_one(
-			    t, base, token, v, (enum tok_type)i, dry, na, nc);
+		for (j = 0; (e = tokfile_next(edited, (enum tok_type)i, &j)) !=
+		     NULL;) {
+			rc = tokfile_merge_one(t, base, edited, e, dry, na, nc);
 			if (rc != 0 && first == 0)
 				first = rc;
 		}
@@ -825,13 +1685,19 @@ out:
 
 /* ---- writing ---- */
 
-/* The document for the live table, keeping base's unknown fields. */
+/*
+ * The document for the live table, keeping base's unknown keys (base may
+ * be NULL); with nf, what the document says goes into nf too, the next
+ * base.
+ */
 static json_t *
-tokfile_build(struct tok_table *t, const struct tokfile *base)
+tokfile_build(
+    struct tok_table *t, const struct tokfile *base, struct tokfile *nf)
 {
-	json_t *doc = NULL, *maps[TOK_NTYPES] = { NULL }, *e, *v;
+	json_t *doc = NULL, *maps[TOK_NTYPES] = { NULL }, *e;
+	const struct tokfile_ent *be;
+	const char *extra;
 	struct tok_info ti;
-	const char *key;
 	uint32_t iter = 0;
 	unsigned i;
 	int bad = 0;
@@ -843,26 +1709,31 @@ tokfile_build(struct tok_table *t, const struct tokfile *base)
 		    json_object_set_new(doc, tok_type_name[i], maps[i]) != 0)
 			goto fail;
 	}
-	if (base != NULL) {
-		json_object_foreach(base->doc, key, v)
-		{
-			if (strcmp(key, tok_type_name[TOK_NORMAL]) != 0 &&
-			    strcmp(key, tok_type_name[TOK_SUPER]) != 0)
-				bad |= json_object_set(doc, key, v);
-		}
+	if (base != NULL && base->top != 0) {
+		extra = base->strs + base->top;
+		bad |= tokfile_extras_set(doc, extra);
+		if (nf != NULL)
+			bad |= tokfile_strs_add(
+			    nf, extra, strlen(extra), &nf->top);
 	}
 	while (bad == 0 && tok_next(t, &iter, &ti) == 0) {
-		e = tokfile_entry_json(
-		    &ti, tokfile_lookup(base, ti.token, NULL));
-		if (e == NULL)
+		be = tokfile_lookup(base, ti.token);
+		extra = be != NULL && be->extra != 0 ? base->strs + be->extra
+		                                     : NULL;
+		if ((e = tokfile_entry_json(&ti, extra)) == NULL)
 			goto fail;
 		bad |= json_object_set_new(maps[ti.type], ti.token, e);
+		if (nf != NULL) {
+			tokfile_as_written(&ti);
+			bad |= tokfile_add(nf, &ti, extra);
+		}
 	}
 	explicit_bzero(&ti, sizeof(ti));
 	if (bad != 0)
 		goto fail;
 	return doc;
 fail:
+	explicit_bzero(&ti, sizeof(ti));
 	json_decref(doc);
 	return NULL;
 }
@@ -959,19 +1830,20 @@ tokfile_write(struct tok_table *t, const char *path, struct tokfile **basep)
 	bool renamed = false;
 	int rc, saved;
 
-	if ((doc = tokfile_build(t, *basep)) == NULL ||
-	    (text = json_dumps(doc, JSON_INDENT(2))) == NULL ||
-	    (nf = tokfile_new(NULL)) == NULL) {
+	if ((nf = tokfile_new(*basep != NULL ? (*basep)->strs_len : 0)) ==
+	        NULL ||
+	    (doc = tokfile_build(t, *basep, nf)) == NULL ||
+	    (text = json_dumps(doc, JSON_INDENT(2))) == NULL) {
 		rc = WP_ENOMEM;
 		goto out;
 	}
+	json_decref(doc); /* before the disk: a large pool's tree is big */
+	doc = NULL;
 	len = strlen(text);
 	text[len] = '\n'; /* over the NUL: files end with a newline */
 	rc = tokfile_replace(path, text, len + 1, &renamed);
 	if (renamed) {
-		/* The file is doc now, even if the folder's fsync failed. */
-		nf->doc = doc;
-		doc = NULL;
+		/* The file is nf now, even if the folder's fsync failed. */
 		tokfile_free(*basep);
 		*basep = nf;
 		nf = NULL;
@@ -994,7 +1866,7 @@ tokfile_dump(struct tok_table *t)
 	json_t *doc;
 	char *text;
 
-	if ((doc = tokfile_build(t, NULL)) == NULL)
+	if ((doc = tokfile_build(t, NULL, NULL)) == NULL)
 		return NULL;
 	text = json_dumps(doc, JSON_INDENT(2));
 	json_decref(doc);

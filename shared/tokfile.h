@@ -6,13 +6,14 @@
  * cooldownUntil and lastUsedTime. Fields we do not know are kept.
  *
  * Only the master calls these, tokfile_dump aside. A struct tokfile is
- * the last version read or written (a jansson document): it is the base
- * of the three-way merge that SIGHUP does, and the keeper of unknown
- * fields.
+ * what the file last read or written says, kept compact (the master holds
+ * one all its life): it is the base of the three-way merge that SIGHUP
+ * does, and the keeper of unknown fields.
  */
 #ifndef WP_TOKFILE_H
 #define WP_TOKFILE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "tok.h"
@@ -27,6 +28,20 @@ struct tokfile;
 int tokfile_read(
     const char *path, struct tokfile **fp, char *err, size_t errlen);
 void tokfile_free(struct tokfile *f);
+
+/* Tests: jansson alone, or the scanner alone (WP_EPARSE where it would
+ * hand the text to jansson). */
+#define TOKFILE_SLOW 1u
+#define TOKFILE_FAST 2u
+/*
+ * tokfile_read of text in memory (no byte-order mark); path only names
+ * it in errors. flags: 0 (what tokfile_read does) or one of the above.
+ * Returns 0, WP_EPARSE, WP_ENOMEM.
+ */
+int tokfile_parse(const char *path, const char *text, size_t len,
+    unsigned flags, struct tokfile **fp, char *err, size_t errlen);
+/* Tests: the same tokens in the same order, fields and unknown fields. */
+bool tokfile_same(const struct tokfile *a, const struct tokfile *b);
 /* Tokens in the document. */
 size_t tokfile_count(const struct tokfile *f);
 

@@ -416,13 +416,6 @@ oai_dump_cb(const char *buffer, size_t size, void *data)
 	return 0;
 }
 
-/* A JSON string of s (valid UTF-8: the callers repaired it). */
-static json_t *
-oai_jstr(const char *s, size_t len)
-{
-	return json_stringn(s, len);
-}
-
 /* A JSON string of s, repaired first (text from elsewhere: messages). */
 static json_t *
 oai_jstr_fix(const char *s)
@@ -521,7 +514,7 @@ oai_out_init(struct oai_out *o, const char *model, bool stream,
 {
 	static const char alnum[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 	                            "abcdefghijklmnopqrstuvwxyz0123456789";
-	size_t i, pre = sizeof(OAI_ID_PREFIX) - 1;
+	size_t pre = sizeof(OAI_ID_PREFIX) - 1;
 
 	memset(o, 0, sizeof(*o));
 	oai_tagf_init(&o->tf_content, filtered_tags);
@@ -531,12 +524,11 @@ oai_out_init(struct oai_out *o, const char *model, bool stream,
 	buf_init(&o->raw, 0);
 	buf_init(&o->txt, 0);
 	buf_init(&o->rtxt, 0);
+	buf_init(&o->head, 1024); /* id, a model name of 63 escaped */
 	if (util_strlcpy(o->model, model, sizeof(o->model)) != 0)
 		return WP_EINVAL;
 	memcpy(o->id, OAI_ID_PREFIX, pre);
-	for (i = 0; i < OAI_ID_RAND; i++)
-		o->id[pre + i] = alnum[randombytes_uniform(sizeof(alnum) - 1)];
-	o->id[pre + OAI_ID_RAND] = '\0';
+	util_rand_chars(o->id + pre, OAI_ID_RAND, alnum);
 	o->created = util_now_ms() / 1000;
 	o->stream = stream;
 	o->include_usage = include_usage;
@@ -555,6 +547,7 @@ oai_out_fini(struct oai_out *o)
 	buf_fini(&o->raw);
 	buf_fini(&o->txt);
 	buf_fini(&o->rtxt);
+	buf_fini(&o->head);
 }
 
 /*
@@ -606,6 +599,47 @@ oai_prepend(struct buf *t, const char *s)
 	return 0;
 }
 
+/*
+ * The frame oai_chunk makes for a delta of text, written out by hand: it
+ * goes out for every piece of a stream, and building and dumping a tree
+ * for each was most of the output side's cost. All or nothing at out's
+ * cap, like oai_put_json.
+ */
+static int
+oai_put_frame(
+    struct oai_out *o, const char *key, const struct buf *t, struct buf *out)
+{
+	size_t mark = out->len;
+	int rc;
+
+	if (o->head.len == 0 &&
+	    ((rc = buf_printf(&o->head,
+	          "data: {\"id\":\"%s\",\"object\":\"chat.completion.chunk\","
+	          "\"created\":%lld,\"model\":",
+	          o->id, (long long)o->created)) != 0 ||
+	        (rc = buf_json_str(&o->head, o->model, strlen(o->model))) !=
+	            0 ||
+	        (rc = buf_puts(&o->head,
+	             ",\"system_fingerprint\":null,\"choices\":[{\"index\":0,"
+	             "\"delta\":{")) != 0)) {
+		buf_reset(&o->head);
+		return rc;
+	}
+	if ((rc = buf_append(out, o->head.p, o->head.len)) != 0 ||
+	    (!o->sent_role &&
+	        (rc = buf_puts(out, "\"role\":\"assistant\",")) != 0) ||
+	    (rc = buf_printf(out, "\"%s\":", key)) != 0 ||
+	    (rc = buf_json_str(out, t->p, t->len)) != 0 ||
+	    (rc = buf_puts(out,
+	         "},\"logprobs\":null,\"finish_reason\":null}]}\n\n")) != 0) {
+		if (out->p != NULL) {
+			out->len = mark;
+			out->p[mark] = '\0';
+		}
+	}
+	return rc;
+}
+
 /* Send or keep t (non-empty, valid UTF-8) as content or reasoning. */
 static int
 oai_put(
@@ -613,26 +647,14 @@ oai_put(
 {
 	const char *key =
 	    chan == OAI_CHAN_CONTENT ? "content" : "reasoning_content";
-	json_t *delta;
 	int rc;
 
 	if (!o->stream) {
 		rc = buf_append(
 		    chan == OAI_CHAN_CONTENT ? &o->content : &o->reasoning,
 		    t->p, t->len);
-	} else {
-		if ((delta = json_object()) == NULL)
-			return WP_ENOMEM;
-		if ((!o->sent_role &&
-		        json_object_set_new(
-		            delta, "role", json_string("assistant")) != 0) ||
-		    json_object_set_new(delta, key, oai_jstr(t->p, t->len)) !=
-		        0) {
-			json_decref(delta);
-			return WP_ENOMEM;
-		}
-		if ((rc = oai_chunk(o, delta, NULL, false, out)) == 0)
-			o->sent_role = true;
+	} else if ((rc = oai_put_frame(o, key, t, out)) == 0) {
+		o->sent_role = true;
 	}
 	if (rc == 0) {
 		o->out_bytes += t->len;
@@ -776,31 +798,41 @@ oai_finish_stream(struct oai_out *o, const char *finish, struct buf *out)
 	return buf_puts(out, "data: [DONE]\n\n");
 }
 
+/* The chat.completion object, written out like oai_put_frame. */
 static int
 oai_finish_body(struct oai_out *o, const char *finish, struct buf *out)
 {
-	json_t *j, *msg;
+	size_t mark = out->len;
+	int rc;
 
-	msg = json_pack("{s:s, s:o}", "role", "assistant", "content",
-	    oai_jstr(o->content.p != NULL ? o->content.p : "", o->content.len));
-	if (msg != NULL && o->reasoning.len > 0 &&
-	    json_object_set_new(msg, "reasoning_content",
-	        oai_jstr(o->reasoning.p, o->reasoning.len)) != 0) {
-		json_decref(msg);
-		msg = NULL;
+	if ((rc = buf_printf(out,
+	         "{\"id\":\"%s\",\"object\":\"chat.completion\","
+	         "\"created\":%lld,\"model\":",
+	         o->id, (long long)o->created)) != 0 ||
+	    (rc = buf_json_str(out, o->model, strlen(o->model))) != 0 ||
+	    (rc = buf_puts(out,
+	         ",\"system_fingerprint\":null,\"choices\":[{\"index\":0,"
+	         "\"message\":{\"role\":\"assistant\",\"content\":")) != 0 ||
+	    (rc = buf_json_str(out, o->content.p != NULL ? o->content.p : "",
+	         o->content.len)) != 0 ||
+	    (o->reasoning.len > 0 &&
+	        ((rc = buf_puts(out, ",\"reasoning_content\":")) != 0 ||
+	            (rc = buf_json_str(
+	                 out, o->reasoning.p, o->reasoning.len)) != 0)) ||
+	    (rc = buf_printf(out,
+	         "},\"logprobs\":null,\"finish_reason\":\"%s\"}],\"usage\":"
+	         "{\"prompt_tokens\":%lu,\"completion_tokens\":%lu,"
+	         "\"total_tokens\":%lu}}",
+	         finish, (unsigned long)o->prompt_tokens,
+	         (unsigned long)o->completion_tokens,
+	         (unsigned long)o->prompt_tokens +
+	             (unsigned long)o->completion_tokens)) != 0) {
+		if (out->p != NULL) {
+			out->len = mark;
+			out->p[mark] = '\0';
+		}
 	}
-	if (msg == NULL || (j = oai_head(o, "chat.completion")) == NULL) {
-		json_decref(msg);
-		return WP_ENOMEM;
-	}
-	if (json_object_set_new(j, "choices",
-	        json_pack("[{s:i, s:o, s:n, s:s}]", "index", 0, "message", msg,
-	            "logprobs", "finish_reason", finish)) != 0 ||
-	    json_object_set_new(j, "usage", oai_usage(o)) != 0) {
-		json_decref(j);
-		return WP_ENOMEM;
-	}
-	return oai_put_json(j, false, out);
+	return rc;
 }
 
 int

@@ -88,6 +88,7 @@ struct oai_out {
 	char carry[2][4];
 	uint8_t ncarry[2];
 	struct buf raw, txt, rtxt; /* scratch, reused across pieces */
+	struct buf head;           /* stream: how every text frame begins */
 };
 
 /*

@@ -6,7 +6,9 @@
  * daemon does with a loaded table: merge, dump, pick, charge, fail.
  *
  * Invariants checked: errors are documented codes with a message that
- * starts with the path and never quotes a token; a loaded table passes
+ * starts with the path and never quotes a token; the fast reader gives
+ * exactly what jansson alone (TOKFILE_SLOW) gives, the same error or
+ * the same tokens, fields and unknown fields; a loaded table passes
  * tok_table_check and holds every token of the file (or says it is
  * full); merging a file with itself changes nothing; tokfile_dump reads
  * back, loads into a fresh table with every field equal, and dumps to
@@ -89,6 +91,37 @@ tf_check_secret(
 	json_decref(doc);
 }
 
+/*
+ * The scanner is only a faster way to the same result: jansson alone
+ * must give the same error, or a document with the same tokens in the
+ * same order, every field and every unknown field equal.
+ */
+static void
+tf_same_as_slow(const char *path, const uint8_t *data, size_t size,
+    const struct tokfile *f, int rc, const char *err)
+{
+	struct tokfile *g = NULL, *h = NULL;
+	char gerr[512], herr[512];
+	size_t skip = 0;
+	int grc;
+
+	if (size >= 3 && memcmp(data, "\xef\xbb\xbf", 3) == 0)
+		skip = 3;
+	grc = tokfile_parse(path, (const char *)data + skip, size - skip,
+	    TOKFILE_SLOW, &g, gerr, sizeof(gerr));
+	FUZZ_CHECK(grc == rc);
+	FUZZ_CHECK(strcmp(gerr, err) == 0);
+	FUZZ_CHECK((g == NULL) == (f == NULL));
+	if (f != NULL)
+		FUZZ_CHECK(tokfile_same(f, g));
+	/* What the scanner takes on its own, jansson takes the same way. */
+	if (tokfile_parse(path, (const char *)data + skip, size - skip,
+	        TOKFILE_FAST, &h, herr, sizeof(herr)) == 0)
+		FUZZ_CHECK(g != NULL && tokfile_same(h, g));
+	tokfile_free(g);
+	tokfile_free(h);
+}
+
 static struct tokfile *
 tf_read(const void *data, size_t size, int *rcp, char *err, size_t errlen)
 {
@@ -100,6 +133,7 @@ tf_read(const void *data, size_t size, int *rcp, char *err, size_t errlen)
 	memset(err, 'x', errlen);
 	*rcp = tokfile_read(path, &f, err, errlen);
 	FUZZ_CHECK(memchr(err, '\0', errlen) != NULL);
+	tf_same_as_slow(path, data, size, f, *rcp, err);
 	if (*rcp != 0) {
 		FUZZ_CHECK(f == NULL);
 		FUZZ_CHECK(*rcp == WP_EPARSE);

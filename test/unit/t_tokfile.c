@@ -574,6 +574,82 @@ TEST(t_merge)
 	tbl_free(&b);
 }
 
+#define X25 "xxxxxxxxxxxxxxxxxxxxxxxxx"
+
+/* What the scanner reads alone, jansson reads the same. */
+static void
+expect_scanned(const char *text)
+{
+	struct tokfile *fast = NULL, *slow = NULL;
+	char err[512];
+
+	EXPECT_INT_EQ(tokfile_parse("t.json", text, strlen(text), TOKFILE_FAST,
+	                  &fast, err, sizeof(err)),
+	    0);
+	EXPECT_INT_EQ(tokfile_parse("t.json", text, strlen(text), TOKFILE_SLOW,
+	                  &slow, err, sizeof(err)),
+	    0);
+	EXPECT(fast != NULL && slow != NULL && tokfile_same(fast, slow));
+	tokfile_free(fast);
+	tokfile_free(slow);
+}
+
+TEST(t_scanner)
+{
+	static const char bad[] = "{\"ssoNormal\": {\"a\": {\"note\": 1}}}";
+	struct tokfile *f = NULL;
+	char err[512];
+
+	/* Escapes, unknown keys and reals: jansson reads that token alone. */
+	expect_scanned(seed_json);
+	expect_scanned(full_json);
+	expect_scanned(merge_base);
+	expect_scanned(
+	    "{\"ssoNormal\": {\"t-A\": {\"note\": "
+	    "\"\\ud83d\\ude00 \\\"\\u00e9\\n\", \"tags\": [\"\\/\"], "
+	    "\"createdTime\": 1.7e12, \"lastFailureReason\": \"" X25 X25 X25 X25
+	        X25 X25 "\"}}, \"ssoSuper\": {}, \"v\": [{}]}");
+	/* Anything wrong is jansson's to say. */
+	EXPECT_INT_EQ(tokfile_parse("t.json", bad, strlen(bad), TOKFILE_FAST,
+	                  &f, err, sizeof(err)),
+	    WP_EPARSE);
+	EXPECT_INT_EQ(
+	    tokfile_parse("t.json", bad, strlen(bad), 0, &f, err, sizeof(err)),
+	    WP_EPARSE);
+	EXPECT_CONTAINS(err, "t.json:1:22: ssoNormal: token ");
+	EXPECT_CONTAINS(err, ": note: must be a string or null");
+}
+
+/* After a write, the base is what reading the file back gives. */
+TEST(t_base_is_written)
+{
+	char in[128], out[128], err[512];
+	struct tokfile *f = NULL, *back = NULL;
+	struct tok_lease lease;
+	struct tok_table *t;
+	int64_t retry;
+	struct tbl b;
+
+	path_in(in, sizeof(in), "full2.json");
+	path_in(out, sizeof(out), "full2-out.json");
+	put_file(in, full_json);
+	t = load(&b, 8, in, &f);
+	/* Live changes: a cooldown end, a last use, a failure. */
+	EXPECT_INT_EQ(
+	    tok_pick(t, CFG_POOL_NORMAL, T0, UINT32_MAX, &lease, &retry), 0);
+	EXPECT_INT_EQ(
+	    tok_fail(t, lease.row, lease.row_gen, 500, "boom", T0), 0);
+	EXPECT_INT_EQ(
+	    tok_cool(t, lease.row, lease.row_gen, T0 + 5, "429", T0), 0);
+	tok_release(t, &lease);
+	EXPECT_INT_EQ(tokfile_write(t, out, &f), 0);
+	EXPECT_INT_EQ(tokfile_read(out, &back, err, sizeof(err)), 0);
+	EXPECT(back != NULL && tokfile_same(f, back));
+	tokfile_free(f);
+	tokfile_free(back);
+	tbl_free(&b);
+}
+
 static int
 child_write_small(struct tok_table *t, const char *path, struct tokfile **f)
 {
@@ -677,6 +753,8 @@ main(void)
 	RUN(t_errors);
 	RUN(t_too_many);
 	RUN(t_merge);
+	RUN(t_scanner);
+	RUN(t_base_is_written);
 	RUN(t_write_fails);
 	(void)nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS); /* cleanup */
 	TH_DONE();
