@@ -11,6 +11,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include "err.h"
 #include "util.h"
 
@@ -210,6 +212,25 @@ util_cidr_match(const struct util_cidr *c, const uint8_t addr[16])
 		return 1;
 	return ((c->addr[full] ^ addr[full]) & (0xff << (8 - rest)) & 0xff) ==
 	    0;
+}
+
+void
+util_rand_chars(char *out, size_t n, const char *alphabet)
+{
+	unsigned char raw[64];
+	size_t k = strlen(alphabet), i = 0, used = sizeof(raw);
+	unsigned lim = 256 - 256 % (unsigned)k; /* no modulo bias */
+
+	while (i < n) {
+		if (used == sizeof(raw)) {
+			randombytes_buf(raw, sizeof(raw));
+			used = 0;
+		}
+		if (raw[used] < lim)
+			out[i++] = alphabet[raw[used] % k];
+		used++;
+	}
+	out[n] = '\0';
 }
 
 size_t

@@ -66,6 +66,12 @@ int util_addr_parse(const char *s, uint8_t addr[16]);
  * U+10FFFF, nothing cut short) becomes '?'. For text that goes into JSON.
  */
 void util_utf8_clean(char *s);
+/*
+ * n characters of alphabet (1 to 256 of them) drawn uniformly, then a
+ * NUL: out holds n + 1. One getrandom for up to 64 draws, where
+ * randombytes_uniform makes one a character.
+ */
+void util_rand_chars(char *out, size_t n, const char *alphabet);
 /* Length of the valid UTF-8 sequence at s (avail bytes there), or 0. */
 size_t util_utf8_seq(const unsigned char *s, size_t avail);
 
