@@ -1051,40 +1051,47 @@ tokfile_entry_slow(struct tokfile_scan *s, enum tok_type type,
 	return rc;
 }
 
+/* One "token": {...} of a map into s->f. */
+static int
+tokfile_token_scan(
+    struct tokfile_scan *s, enum tok_type type, struct tok_info *ti)
+{
+	const char *start;
+	char *extra = NULL;
+	int rc;
+
+	tokfile_ws(s);
+	if (tokfile_str_scan(s, s->tok, sizeof(s->tok)) != 0 ||
+	    tok_validate(s->tok) != 0 || !tokfile_eat(s, ':'))
+		return -1;
+	tokfile_ws(s);
+	start = s->p;
+	if (tokfile_entry_scan(s, type, ti) != 0) {
+		s->p = start;
+		if (tokfile_entry_slow(s, type, ti, &extra) != 0)
+			return -1;
+	}
+	/* WP_EEXIST: a token twice, in one map or in both. */
+	rc = tokfile_add(s->f, ti, extra);
+	free(extra);
+	return rc != 0 ? -1 : 0;
+}
+
 static int
 tokfile_map_scan(struct tokfile_scan *s, enum tok_type type)
 {
 	struct tok_info ti;
-	const char *start;
-	char *extra = NULL;
-	int rc = -1;
+	int rc;
 
 	if (!tokfile_eat(s, '{'))
 		return -1;
 	if (tokfile_eat(s, '}'))
 		return 0;
-	do {
-		tokfile_ws(s);
-		if (tokfile_str_scan(s, s->tok, sizeof(s->tok)) != 0 ||
-		    tok_validate(s->tok) != 0 || !tokfile_eat(s, ':'))
-			goto out;
-		tokfile_ws(s);
-		start = s->p;
-		if (tokfile_entry_scan(s, type, &ti) != 0) {
-			s->p = start;
-			if (tokfile_entry_slow(s, type, &ti, &extra) != 0)
-				goto out;
-		}
-		rc = tokfile_add(s->f, &ti, extra);
-		free(extra);
-		extra = NULL;
-		if (rc != 0)
-			goto out; /* a token twice, in one map or both */
-	} while (tokfile_eat(s, ','));
-	rc = tokfile_eat(s, '}') ? 0 : -1;
-out:
+	do
+		rc = tokfile_token_scan(s, type, &ti);
+	while (rc == 0 && tokfile_eat(s, ','));
 	explicit_bzero(&ti, sizeof(ti)); /* a token */
-	return rc;
+	return rc == 0 && tokfile_eat(s, '}') ? 0 : -1;
 }
 
 /* A top-level member we do not know: its key's text, then its value's. */
