@@ -799,39 +799,16 @@ tok_row_copyout(const struct tok_row *r, uint32_t row, struct tok_info *out)
 	out->row_gen = r->gen;
 }
 
-int
-tok_add(struct tok_table *t, const struct tok_info *ti, uint32_t *rowp)
+/* Give row the token and state of ti (checked) and index it. Locked. */
+static void
+tok_row_new(
+    struct tok_table *t, uint32_t row, const struct tok_info *ti, uint32_t h)
 {
-	struct tok_row *r;
-	uint32_t h, row;
-	size_t n;
-	int rc;
+	struct tok_row *r = tok_row(t, row);
 
-	if ((rc = tok_info_check(ti, true)) != 0)
-		return rc;
-	h = tok_hash(ti->token);
-	n = strlen(ti->token);
-	if ((rc = tok_begin(t)) != 0)
-		return rc;
-	if (tok_hash_find(t, ti->token, h) != TOK_NONE) {
-		rc = WP_EEXIST;
-		goto out;
-	}
-	if (t->free_head != TOK_NONE) {
-		row = t->free_head;
-		r = tok_row(t, row);
-		t->free_head = r->next_free;
-	} else if (t->hwm < t->cap) {
-		row = t->hwm++;
-		r = tok_row(t, row);
-		r->gen = 0;
-	} else {
-		rc = WP_ETOOBIG;
-		goto out;
-	}
 	if (++r->gen == 0)
 		r->gen = 1; /* 0 is never a valid generation */
-	memcpy(r->token, ti->token, n + 1);
+	memcpy(r->token, ti->token, strlen(ti->token) + 1);
 	tok_row_fill(r, ti);
 	r->type = ti->type;
 	r->last_used_ms = ti->last_used_ms;
@@ -846,12 +823,100 @@ tok_add(struct tok_table *t, const struct tok_info *ti, uint32_t *rowp)
 	r->in_use = 1;
 	tok_hash_insert(t, row, h);
 	tok_count_add(t, r->type, 1);
+}
+
+int
+tok_add(struct tok_table *t, const struct tok_info *ti, uint32_t *rowp)
+{
+	uint32_t h, row;
+	int rc;
+
+	if ((rc = tok_info_check(ti, true)) != 0)
+		return rc;
+	h = tok_hash(ti->token);
+	if ((rc = tok_begin(t)) != 0)
+		return rc;
+	if (tok_hash_find(t, ti->token, h) != TOK_NONE) {
+		rc = WP_EEXIST;
+		goto out;
+	}
+	if (t->free_head != TOK_NONE) {
+		row = t->free_head;
+		t->free_head = tok_row(t, row)->next_free;
+	} else if (t->hwm < t->cap) {
+		row = t->hwm++;
+		tok_row(t, row)->gen = 0;
+	} else {
+		rc = WP_ETOOBIG;
+		goto out;
+	}
+	tok_row_new(t, row, ti, h);
 	tok_place(t, row);
 	*rowp = row;
 	rc = 0;
 out:
 	tok_end(t, rc == 0);
 	return rc;
+}
+
+/*
+ * Every heap from the rows at once: each row appended to the heaps it
+ * belongs in, then sifted down from the middle, O(n) in all. Locked; the
+ * heaps are empty.
+ */
+static void
+tok_heaps_build(struct tok_table *t)
+{
+	struct tok_row *r;
+	uint32_t row, i;
+	unsigned kind, h;
+
+	for (row = 0; row < t->hwm; row++) {
+		r = tok_row(t, row);
+		for (kind = 0; r->in_use && kind < TOK_NHK; kind++) {
+			h = tok_heap_id(r->type, kind);
+			if (tok_wants(r, kind))
+				tok_heap_put(t, h, t->heap_len[h]++, row);
+		}
+	}
+	for (h = 0; h < TOK_NHEAPS; h++)
+		for (i = t->heap_len[h] / 2; i-- > 0;)
+			tok_heap_down(t, h, i);
+}
+
+int
+tok_add_all(struct tok_table *t, tok_source_fn *src, void *arg)
+{
+	struct tok_info ti;
+	uint32_t h, row;
+	int rc;
+
+	if ((rc = tok_begin(t)) != 0)
+		return rc;
+	if (t->hwm != 0) {
+		tok_end(t, false);
+		return WP_EINVAL;
+	}
+	while ((rc = src(arg, &ti)) == 0) {
+		if ((rc = tok_info_check(&ti, true)) != 0)
+			break;
+		h = tok_hash(ti.token);
+		if (tok_hash_find(t, ti.token, h) != TOK_NONE) {
+			rc = WP_EEXIST;
+			break;
+		}
+		if (t->hwm == t->cap) {
+			rc = WP_ETOOBIG;
+			break;
+		}
+		row = t->hwm++;
+		tok_row(t, row)->gen = 0;
+		tok_row_new(t, row, &ti, h);
+	}
+	tok_heaps_build(t);
+	explicit_bzero(&ti, sizeof(ti)); /* a token */
+	tok_end(t, t->hwm > 0);
+	return rc == WP_ENOENT ? 0 : rc;
 }
 
 /* Take row (in use, found at hash slot) out of the table. Locked. */

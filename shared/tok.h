@@ -119,6 +119,20 @@ uint64_t tok_table_dirty(const struct tok_table *t);
  * or an unterminated string or bad enum in ti).
  */
 int tok_add(struct tok_table *t, const struct tok_info *ti, uint32_t *row);
+/*
+ * Gives the next token to add into ti: 0, or WP_ENOENT after the last.
+ * Runs inside the table's lock: no locking, blocking or allocation.
+ */
+typedef int tok_source_fn(void *arg, struct tok_info *ti);
+/*
+ * Start-up: fill a table nothing was ever added to with every token src
+ * gives, as tok_add one by one would, but in one critical section with
+ * each heap built once at the end (O(n), not a sift per token): only
+ * while no other process uses the table. Stops at the first error and
+ * keeps the tokens before it. Returns 0, WP_EINVAL (the table was used,
+ * or as tok_add), WP_EEXIST, WP_ETOOBIG or src's error.
+ */
+int tok_add_all(struct tok_table *t, tok_source_fn *src, void *arg);
 /* Remove by token value. Returns 0 or WP_ENOENT. */
 int tok_remove(struct tok_table *t, const char *token);
 /* Find by token value. Returns 0 and *row, *row_gen, or WP_ENOENT. */

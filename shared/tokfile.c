@@ -80,7 +80,6 @@ struct tokfile_ent {
 	int32_t remaining;
 	int32_t heavy_remaining;
 	uint32_t failed_count;
-	uint32_t hash;
 	uint32_t token;
 	uint32_t note;
 	uint32_t reason;
@@ -91,12 +90,18 @@ struct tokfile_ent {
 	uint8_t ntags;
 };
 
+/* The index by token: open addressing, linear probing. */
+struct tokfile_slot {
+	uint32_t ent1; /* entry + 1, 0 = empty */
+	uint32_t hash;
+};
+
 struct tokfile {
 	struct tokfile_ent *ents; /* in the file's order */
 	size_t n, cap;
-	uint32_t *index; /* open addressing: entry + 1, 0 = empty */
-	uint32_t mask;   /* slots - 1 */
-	char *strs;      /* NUL-terminated strings; offset 0 is "" */
+	struct tokfile_slot *index;
+	uint32_t mask; /* slots - 1 */
+	char *strs;    /* NUL-terminated strings; offset 0 is "" */
 	size_t strs_len, strs_cap;
 	uint32_t top; /* unknown top-level keys as a JSON object; 0 = none */
 };
@@ -189,14 +194,14 @@ tokfile_strs_add(struct tokfile *f, const char *s, size_t n, uint32_t *off)
 static uint32_t
 tokfile_slot(const struct tokfile *f, const char *token, uint32_t h)
 {
-	const struct tokfile_ent *e;
+	const struct tokfile_slot *x;
 	uint32_t i;
 
-	for (i = h & f->mask; f->index[i] != 0; i = (i + 1) & f->mask) {
-		e = &f->ents[f->index[i] - 1];
-		if (e->hash == h && strcmp(f->strs + e->token, token) == 0)
+	for (i = h & f->mask; (x = &f->index[i])->ent1 != 0;
+	     i = (i + 1) & f->mask)
+		if (x->hash == h &&
+		    strcmp(f->strs + f->ents[x->ent1 - 1].token, token) == 0)
 			break;
-	}
 	return i;
 }
 
@@ -209,15 +214,16 @@ tokfile_lookup(const struct tokfile *f, const char *token)
 	if (f == NULL)
 		return NULL;
 	i = tokfile_slot(f, token, tokfile_hash(token));
-	return f->index[i] != 0 ? &f->ents[f->index[i] - 1] : NULL;
+	return f->index[i].ent1 != 0 ? &f->ents[f->index[i].ent1 - 1] : NULL;
 }
 
 /* Room for one more entry, with the index at most half full. */
 static int
 tokfile_reserve(struct tokfile *f)
 {
+	struct tokfile_slot *index;
 	struct tokfile_ent *ents;
-	uint32_t *index, slots, i, j;
+	uint32_t slots, i, j;
 	size_t cap;
 
 	if (f->n == f->cap) {
@@ -234,10 +240,12 @@ tokfile_reserve(struct tokfile *f)
 	slots = (f->mask + 1) * 2;
 	if ((index = calloc(slots, sizeof(*index))) == NULL)
 		return WP_ENOMEM;
-	for (i = 0; i < f->n; i++) {
-		for (j = f->ents[i].hash & (slots - 1); index[j] != 0;)
+	for (i = 0; i <= f->mask; i++) {
+		if (f->index[i].ent1 == 0)
+			continue;
+		for (j = f->index[i].hash & (slots - 1); index[j].ent1 != 0;)
 			j = (j + 1) & (slots - 1);
-		index[j] = i + 1;
+		index[j] = f->index[i];
 	}
 	free(f->index);
 	f->index = index;
@@ -254,14 +262,13 @@ static int
 tokfile_add(struct tokfile *f, const struct tok_info *ti, const char *extra)
 {
 	struct tokfile_ent e;
-	uint32_t slot, i, off;
+	uint32_t h = tokfile_hash(ti->token), slot, i, off;
 	int rc;
 
 	memset(&e, 0, sizeof(e));
-	e.hash = tokfile_hash(ti->token);
 	if ((rc = tokfile_reserve(f)) != 0)
 		return rc;
-	if (f->index[slot = tokfile_slot(f, ti->token, e.hash)] != 0)
+	if (f->index[slot = tokfile_slot(f, ti->token, h)].ent1 != 0)
 		return WP_EEXIST;
 	if ((rc = tokfile_strs_add(
 	         f, ti->token, strlen(ti->token), &e.token)) != 0 ||
@@ -293,7 +300,8 @@ tokfile_add(struct tokfile *f, const struct tok_info *ti, const char *extra)
 	e.status = ti->status;
 	e.ntags = (uint8_t)ti->ntags;
 	f->ents[f->n++] = e;
-	f->index[slot] = (uint32_t)f->n;
+	f->index[slot].ent1 = (uint32_t)f->n;
+	f->index[slot].hash = h;
 	return 0;
 }
 
@@ -932,17 +940,26 @@ tokfile_field_scan(
 	return rc;
 }
 
-/* Which field key names, trying the one after prev first: files keep
- * the order we write. TOKFILE_NKEYS when none. */
+/*
+ * The key at s->p: which field it names, or TOKFILE_NKEYS. Files keep the
+ * order we write, so the one after prev is tried first, as it stands.
+ */
 static unsigned
-tokfile_key_find(const char *key, unsigned prev)
+tokfile_key_scan(struct tokfile_scan *s, unsigned prev)
 {
 	unsigned k = (prev + 1) % TOKFILE_NKEYS;
+	size_t n = strlen(tokfile_key_name[k]);
 
-	if (strcmp(key, tokfile_key_name[k]) == 0)
+	if ((size_t)(s->end - s->p) > n + 1 && s->p[0] == '"' &&
+	    memcmp(s->p + 1, tokfile_key_name[k], n) == 0 &&
+	    s->p[n + 1] == '"') {
+		s->p += n + 2;
 		return k;
+	}
+	if (tokfile_str_scan(s, s->key, sizeof(s->key)) != 0)
+		return TOKFILE_NKEYS;
 	for (k = 0; k < TOKFILE_NKEYS; k++)
-		if (strcmp(key, tokfile_key_name[k]) == 0)
+		if (strcmp(s->key, tokfile_key_name[k]) == 0)
 			break;
 	return k;
 }
@@ -969,8 +986,7 @@ tokfile_entry_scan(
 		return 0;
 	do {
 		tokfile_ws(s);
-		if (tokfile_str_scan(s, s->key, sizeof(s->key)) != 0 ||
-		    (k = tokfile_key_find(s->key, k)) == TOKFILE_NKEYS ||
+		if ((k = tokfile_key_scan(s, k)) == TOKFILE_NKEYS ||
 		    (seen & 1u << k) != 0 || !tokfile_eat(s, ':'))
 			return -1;
 		seen |= 1u << k;
@@ -1307,9 +1323,13 @@ tokfile_slurp(int fd, size_t max, char **bufp, size_t *lenp)
 {
 	size_t len = 0, size = 65536;
 	char *buf = NULL, *nbuf;
+	struct stat st;
 	ssize_t n;
 	int rc;
 
+	/* The size it has now: one buffer, no copies as it grows. */
+	if (fstat(fd, &st) == 0 && st.st_size > 0 && (uint64_t)st.st_size < max)
+		size = (size_t)st.st_size + 1;
 	if ((buf = malloc(size)) == NULL) {
 		rc = WP_ENOMEM;
 		goto out;
@@ -1491,38 +1511,51 @@ out:
 
 /* ---- into the table ---- */
 
+/* The entries of a document in load order, for tok_add_all. */
+struct tokfile_src {
+	const struct tokfile *f;
+	const struct tokfile_ent *last; /* the one given last */
+	unsigned type;
+	size_t i;
+};
+
+static int
+tokfile_src_next(void *arg, struct tok_info *ti)
+{
+	struct tokfile_src *s = arg;
+
+	while ((s->last = tokfile_next(s->f, (enum tok_type)s->type, &s->i)) ==
+	    NULL) {
+		if (++s->type == TOK_NTYPES)
+			return WP_ENOENT;
+		s->i = 0;
+	}
+	tokfile_get(s->f, s->last, ti);
+	return 0;
+}
+
 int
 tokfile_load(
     struct tok_table *t, const struct tokfile *f, char *err, size_t errlen)
 {
-	const struct tokfile_ent *e;
-	struct tok_info ti;
+	struct tokfile_src src = { .f = f };
 	char fp[LOG_TOK_LEN];
-	uint32_t row;
-	size_t j;
-	unsigned i;
-	int rc = 0;
+	int rc;
 
 	if (errlen > 0)
 		err[0] = '\0';
-	memset(&ti, 0, sizeof(ti));
-	for (i = 0; i < TOK_NTYPES && rc == 0; i++) {
-		for (j = 0; rc == 0 &&
-		     (e = tokfile_next(f, (enum tok_type)i, &j)) != NULL;) {
-			tokfile_get(f, e, &ti);
-			rc = tok_add(t, &ti, &row);
-		}
-	}
+	rc = tok_add_all(t, tokfile_src_next, &src);
 	if (rc == WP_ETOOBIG) {
 		(void)snprintf(err, errlen,
 		    "%zu tokens, more than grok.max_tokens (%u)",
 		    tokfile_count(f), tok_table_cap(t));
-	} else if (rc != 0) {
-		(void)log_tok(ti.token, fp, sizeof(fp));
+	} else if (rc != 0 && src.last != NULL) {
+		(void)log_tok(f->strs + src.last->token, fp, sizeof(fp));
 		(void)snprintf(err, errlen, "%s: token %s: %s",
-		    tok_type_name[ti.type], fp, wp_strerror(rc));
+		    tok_type_name[src.last->type], fp, wp_strerror(rc));
+	} else if (rc != 0) {
+		(void)snprintf(err, errlen, "%s", wp_strerror(rc));
 	}
-	explicit_bzero(&ti, sizeof(ti)); /* a token */
 	return rc;
 }
 

@@ -560,6 +560,109 @@ TEST(t_full)
 	tbl_free(&b);
 }
 
+/* Token i of a mixed set: both types, every status, varied quotas. */
+static void
+mixed(struct tok_info *ti, unsigned i)
+{
+	char name[32];
+
+	(void)snprintf(name, sizeof(name), "bulk-%u", i);
+	info(ti, name, i % 3 == 0 ? TOK_SUPER : TOK_NORMAL,
+	    (int32_t)(i * 7919 % 50) - 1, (int32_t)(i % 5) - 1);
+	ti->status = i % 11 == 0 ? TOK_ST_DISABLED
+	    : i % 13 == 0        ? TOK_ST_COOLING
+	                         : TOK_ST_ACTIVE;
+	ti->cooldown_until_ms = i % 13 == 0 ? T0 + i * 1000LL : 0;
+	ti->last_used_ms = T0 - (int64_t)(i % 17) * 1000;
+}
+
+struct mixed_src {
+	unsigned i, n;
+};
+
+static int
+mixed_next(void *arg, struct tok_info *ti)
+{
+	struct mixed_src *s = arg;
+
+	if (s->i == s->n)
+		return WP_ENOENT;
+	mixed(ti, s->i++);
+	return 0;
+}
+
+static int
+twice_next(void *arg, struct tok_info *ti)
+{
+	static const char *const names[] = { "x", "y", "x", "z" };
+	unsigned *i = arg;
+
+	if (*i == ARRAY_LEN(names))
+		return WP_ENOENT;
+	info(ti, names[(*i)++], TOK_NORMAL, -1, -1);
+	return 0;
+}
+
+TEST(t_add_all)
+{
+	struct mixed_src src = { 0, 500 };
+	struct tok_lease la, lb;
+	struct tok_info ti;
+	struct tbl a, b;
+	int64_t ra, rb;
+	uint32_t row;
+	unsigned i;
+	int rca, rcb;
+
+	(void)tbl_new(&a, 600);
+	(void)tbl_new(&b, 600);
+	EXPECT_INT_EQ(tok_add_all(a.t, mixed_next, &src), 0);
+	for (i = 0; i < src.n; i++) {
+		mixed(&ti, i);
+		EXPECT_INT_EQ(tok_add(b.t, &ti, &row), 0);
+	}
+	EXPECT_INT_EQ(tok_table_check(a.t), 0);
+	EXPECT_INT_EQ(tok_table_count(a.t), 500);
+	EXPECT_INT_EQ(tok_table_count_type(a.t, TOK_SUPER), 167);
+	/* Picks in the same order as from a table filled one by one. */
+	for (i = 0; i < 400; i++) {
+		enum cfg_pool pool =
+		    i % 4 == 0 ? CFG_POOL_SUPER : CFG_POOL_NORMAL;
+
+		rca = tok_pick(a.t, pool, T0 + i * 100LL, UINT32_MAX, &la, &ra);
+		rcb = tok_pick(b.t, pool, T0 + i * 100LL, UINT32_MAX, &lb, &rb);
+		EXPECT_INT_EQ(rca, rcb);
+		if (rca != 0 || rcb != 0)
+			continue;
+		EXPECT_STR_EQ(la.token, lb.token);
+		(void)tok_charge(a.t, &la, 4, T0 + i * 100LL);
+		(void)tok_charge(b.t, &lb, 4, T0 + i * 100LL);
+		tok_release(a.t, &la);
+		tok_release(b.t, &lb);
+	}
+	EXPECT_INT_EQ(tok_table_check(a.t), 0);
+	/* Only into a fresh table. */
+	src.i = 0;
+	EXPECT_INT_EQ(tok_add_all(a.t, mixed_next, &src), WP_EINVAL);
+	EXPECT_INT_EQ(tok_table_count(a.t), 500);
+	tbl_free(&a);
+	tbl_free(&b);
+	/* Too many: the tokens that fit stay, in a sound table. */
+	(void)tbl_new(&a, 100);
+	src.i = 0;
+	EXPECT_INT_EQ(tok_add_all(a.t, mixed_next, &src), WP_ETOOBIG);
+	EXPECT_INT_EQ(tok_table_count(a.t), 100);
+	EXPECT_INT_EQ(tok_table_check(a.t), 0);
+	tbl_free(&a);
+	/* A token twice: the ones before it stay. */
+	(void)tbl_new(&a, 600);
+	i = 0;
+	EXPECT_INT_EQ(tok_add_all(a.t, twice_next, &i), WP_EEXIST);
+	EXPECT_INT_EQ(tok_table_count(a.t), 2);
+	EXPECT_INT_EQ(tok_table_check(a.t), 0);
+	tbl_free(&a);
+}
+
 TEST(t_set)
 {
 	struct tbl b;
@@ -918,6 +1021,7 @@ main(void)
 	RUN(t_cooling_vs_notoken);
 	RUN(t_fail_expire);
 	RUN(t_full);
+	RUN(t_add_all);
 	RUN(t_set);
 	RUN(t_edit);
 	RUN(t_remove_row);
