@@ -331,10 +331,12 @@ struct grok_nd_scan {
 	struct grok_nd_span tok, msg, model; /* token; modelResponse's */
 };
 
+/* Not the newline: one inside an object ends it (grok_nd_inside). */
 static void
 grok_nd_scan_space(struct grok_nd_scan *sc)
 {
-	while (sc->p < sc->end && grok_nd_space(*sc->p))
+	while (sc->p < sc->end &&
+	    (*sc->p == ' ' || *sc->p == '\t' || *sc->p == '\r'))
 		sc->p++;
 }
 
@@ -350,12 +352,18 @@ grok_nd_hex(unsigned char c)
 	return -1;
 }
 
-/* A string byte that needs no look: printable ASCII but quote, backslash. */
-static inline bool
-grok_nd_plain(unsigned char c)
-{
-	return (unsigned char)(c - 0x20) < 0x60 && c != '"' && c != '\\';
-}
+/* String bytes that need no look: printable ASCII but quote, backslash. */
+#define ND_P(c)   ((c) >= 0x20 && (c) < 0x80 && (c) != '"' && (c) != '\\')
+#define ND_P4(c)  ND_P(c), ND_P((c) + 1), ND_P((c) + 2), ND_P((c) + 3)
+#define ND_P16(c) ND_P4(c), ND_P4((c) + 4), ND_P4((c) + 8), ND_P4((c) + 12)
+#define ND_P64(c)                                                              \
+	ND_P16(c), ND_P16((c) + 16), ND_P16((c) + 32), ND_P16((c) + 48)
+static const bool grok_nd_plain[256] = { ND_P64(0), ND_P64(64), ND_P64(128),
+	ND_P64(192) };
+#undef ND_P64
+#undef ND_P16
+#undef ND_P4
+#undef ND_P
 
 /* \uXXXX at s (6 bytes there): the code point, or -1. */
 static long
@@ -386,7 +394,7 @@ grok_nd_scan_str(
 
 	*esc = false;
 	for (;;) {
-		while (q < sc->end && grok_nd_plain(*q))
+		while (q < sc->end && grok_nd_plain[*q])
 			q++;
 		if (q == sc->end || *q == '"')
 			break;
@@ -727,31 +735,36 @@ grok_nd_fast_events(const struct grok_nd_scan *sc, grok_ev_fn *fn, void *arg)
 }
 
 /*
- * The object s..n when the shallow scan is sure of it: counted, and its
- * events handed on. Returns false for the tree parser to do it.
+ * The object at s (at most n bytes; its end is where the scan finds it)
+ * when the shallow scan is sure of it: counted, its events handed on,
+ * its length returned. 0: the tree parser is to read it (or it is cut
+ * short, or longer than max).
  */
-static bool
-grok_nd_fast(struct grok_nd *p, const char *s, size_t n, grok_ev_fn *fn,
-    void *arg, int *rc)
+static size_t
+grok_nd_fast(struct grok_nd *p, const char *s, size_t n, size_t max,
+    grok_ev_fn *fn, void *arg, int *rc)
 {
 	struct grok_nd_scan sc = { .p = (const unsigned char *)s,
 		.end = (const unsigned char *)s + n };
+	size_t len;
 
 	if (p->tree_only || n == 0 || *s != '{' ||
-	    !grok_nd_scan_value(&sc, ND_L_TOP) || sc.p != sc.end)
-		return false;
+	    !grok_nd_scan_value(&sc, ND_L_TOP))
+		return 0;
+	len = (size_t)(sc.p - (const unsigned char *)s);
 	/* Escapes only shorten: \uXXXX gives at most 3 bytes of its 6. */
-	if (sc.response &&
-	    ((sc.tok.set && sc.tok.n >= 1024) ||
-	        (sc.model.set && sc.model.n >= ND_MODEL_MAX)))
-		return false;
+	if (len > max ||
+	    (sc.response &&
+	        ((sc.tok.set && sc.tok.n >= 1024) ||
+	            (sc.model.set && sc.model.n >= ND_MODEL_MAX))))
+		return 0;
 	p->objects++;
 	*rc = 0;
 	if (sc.response) {
 		p->seen_response = true;
 		*rc = grok_nd_fast_events(&sc, fn, arg);
 	}
-	return true;
+	return len;
 }
 
 static int
@@ -762,7 +775,7 @@ grok_nd_parse(
 	json_t *o;
 	int rc;
 
-	if (grok_nd_fast(p, s, n, fn, arg, &rc))
+	if (grok_nd_fast(p, s, n, n, fn, arg, &rc) == n)
 		return rc;
 	if ((o = json_loadb(s, n, 0, &jerr)) == NULL) {
 		p->malformed++;
@@ -929,7 +942,7 @@ int
 grok_nd_feed(
     struct grok_nd *p, const char *data, size_t len, grok_ev_fn *fn, void *arg)
 {
-	size_t i, start = 0; /* where the current object starts in data */
+	size_t i, n, start = 0; /* where the current object starts in data */
 	enum grok_nd_step st;
 	int rc;
 
@@ -937,8 +950,17 @@ grok_nd_feed(
 		unsigned char ch = (unsigned char)data[i];
 
 		if (p->state != GROK_ND_OBJ) {
-			if (grok_nd_outside(p, ch))
-				start = i;
+			if (!grok_nd_outside(p, ch))
+				continue;
+			start = i;
+			/* Most objects lie whole in the piece: one pass. */
+			if ((n = grok_nd_fast(p, data + i, len - i, p->pend.max,
+			         fn, arg, &rc)) == 0)
+				continue;
+			p->state = GROK_ND_IDLE;
+			i += n - 1;
+			if (rc != 0)
+				return rc;
 			continue;
 		}
 		if (!p->esc) { /* most bytes change nothing: skip them */
