@@ -9,6 +9,7 @@
 
 #include "err.h"
 #include "lock.h"
+#include "util.h"
 
 int
 lock_init(struct lock *l)
@@ -54,7 +55,7 @@ lock_take(struct lock *l, lock_repair_fn *repair, void *arg)
 	if (rc != 0)
 		return WP_ELOCK;
 	atomic_store_explicit(
-	    &l->owner, (int32_t)getpid(), memory_order_relaxed);
+	    &l->owner, (int32_t)util_pid(), memory_order_relaxed);
 	return 0;
 }
 

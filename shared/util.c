@@ -3,6 +3,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <pthread.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -214,21 +215,81 @@ util_cidr_match(const struct util_cidr *c, const uint8_t addr[16])
 	    0;
 }
 
+/*
+ * Random bytes from a pool filled by one getrandom: ids and the statsig
+ * text took ~8 syscalls a request (libsodium asks the kernel for every
+ * call). A forked child must never hand out its parent's pool, nor its
+ * pid: the atfork handler forgets both in the child.
+ */
+static struct {
+	unsigned char b[512];
+	size_t used;
+} util_pool = { .used = sizeof(util_pool.b) };
+static pid_t util_mypid;
+
+static void
+util_fork_child(void)
+{
+	sodium_memzero(util_pool.b, sizeof(util_pool.b));
+	util_pool.used = sizeof(util_pool.b);
+	util_mypid = 0;
+}
+
+static void
+util_atfork_once(void)
+{
+	static bool done;
+
+	if (!done) {
+		(void)pthread_atfork(NULL, NULL, util_fork_child);
+		done = true;
+	}
+}
+
+pid_t
+util_pid(void)
+{
+	if (util_mypid == 0) {
+		util_atfork_once();
+		util_mypid = getpid();
+	}
+	return util_mypid;
+}
+
+void
+util_random(void *out, size_t n)
+{
+	unsigned char *o = out;
+	size_t k;
+
+	util_atfork_once();
+	while (n > 0) {
+		if (util_pool.used == sizeof(util_pool.b)) {
+			randombytes_buf(util_pool.b, sizeof(util_pool.b));
+			util_pool.used = 0;
+		}
+		k = sizeof(util_pool.b) - util_pool.used;
+		if (k > n)
+			k = n;
+		memcpy(o, util_pool.b + util_pool.used, k);
+		sodium_memzero(util_pool.b + util_pool.used, k); /* used once */
+		util_pool.used += k;
+		o += k;
+		n -= k;
+	}
+}
+
 void
 util_rand_chars(char *out, size_t n, const char *alphabet)
 {
-	unsigned char raw[64];
-	size_t k = strlen(alphabet), i = 0, used = sizeof(raw);
+	size_t k = strlen(alphabet), i = 0;
 	unsigned lim = 256 - 256 % (unsigned)k; /* no modulo bias */
+	unsigned char c;
 
 	while (i < n) {
-		if (used == sizeof(raw)) {
-			randombytes_buf(raw, sizeof(raw));
-			used = 0;
-		}
-		if (raw[used] < lim)
-			out[i++] = alphabet[raw[used] % k];
-		used++;
+		util_random(&c, 1);
+		if (c < lim)
+			out[i++] = alphabet[c % k];
 	}
 	out[n] = '\0';
 }

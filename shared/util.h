@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #define WP_ASSERT(e)                                                           \
 	do {                                                                   \
@@ -66,11 +67,15 @@ int util_addr_parse(const char *s, uint8_t addr[16]);
  * U+10FFFF, nothing cut short) becomes '?'. For text that goes into JSON.
  */
 void util_utf8_clean(char *s);
+/* getpid(), asked of the kernel once per process (locks take it). */
+pid_t util_pid(void);
 /*
- * n characters of alphabet (1 to 256 of them) drawn uniformly, then a
- * NUL: out holds n + 1. One getrandom for up to 64 draws, where
- * randombytes_uniform makes one a character.
+ * n random bytes (ids, not keys: a secret takes randombytes_buf), from a
+ * pool refilled 512 bytes at a time; never the same bytes in two
+ * processes. Not for threads: each process has one loop.
  */
+void util_random(void *out, size_t n);
+/* n characters of alphabet (1 to 256 of them), uniform, then a NUL. */
 void util_rand_chars(char *out, size_t n, const char *alphabet);
 /* Length of the valid UTF-8 sequence at s (avail bytes there), or 0. */
 size_t util_utf8_seq(const unsigned char *s, size_t avail);

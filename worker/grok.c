@@ -193,6 +193,7 @@ void
 grok_statsig_generate(const char *prefix, char *out, size_t len)
 {
 	char r[11], text[512];
+	unsigned char coin;
 	int n;
 
 	if (len == 0)
@@ -201,7 +202,8 @@ grok_statsig_generate(const char *prefix, char *out, size_t len)
 	if (prefix == NULL)
 		prefix = "";
 	/* Reference section 9.1: a coin picks one of two browser errors. */
-	if (randombytes_uniform(2) == 0) {
+	util_random(&coin, 1);
+	if ((coin & 1) == 0) {
 		util_rand_chars(r, 5, "abcdefghijklmnopqrstuvwxyz0123456789");
 		n = snprintf(text, sizeof(text),
 		    "%sTypeError: Cannot read properties of null (reading "
@@ -229,7 +231,7 @@ grok_request_id(char *out)
 	unsigned char b[16];
 	size_t i, o = 0;
 
-	randombytes_buf(b, sizeof(b));
+	util_random(b, sizeof(b));
 	b[6] = (unsigned char)((b[6] & 0x0f) | 0x40); /* version 4 */
 	b[8] = (unsigned char)((b[8] & 0x3f) | 0x80); /* RFC 4122 variant */
 	for (i = 0; i < sizeof(b); i++) {
