@@ -1,7 +1,7 @@
 /*
  * A worker process: one thread, one epoll loop holding libmicrohttpd in
  * external-epoll mode on the worker slot's inherited listening socket,
- * libcurl's multi handle in socket mode for every upstream transfer, the
+ * libcurl's multi handles in socket mode for every upstream transfer, the
  * signalfd and a one-second tick. Every request is served on that thread;
  * nothing blocks it, and nothing on the hot path takes a lock.
  */
@@ -16,7 +16,8 @@
 #include "cfg.h"
 #include "shm.h"
 
-#define WRK_MAGIC 0x57524b31u
+#define WRK_MAGIC  0x57524b31u
+#define WRK_UP_MAX 64 /* curl multi handles per worker */
 
 struct MHD_Daemon;
 struct wrk;
@@ -40,11 +41,13 @@ int wrk_ev_mod(struct wrk *w, struct wrk_ev *ev, uint32_t events);
 void wrk_ev_del(struct wrk *w, struct wrk_ev *ev);
 
 /*
- * One upstream transfer on the worker's multi handle. done runs once when
- * it ends (rc from libcurl), unless the owner stopped it first.
+ * One upstream transfer on one of the worker's multi handles. done runs
+ * once when it ends (rc from libcurl), unless the owner stopped it first.
  */
 struct wrk_xfer;
 typedef void wrk_xfer_done_fn(struct wrk *w, struct wrk_xfer *x, CURLcode rc);
+
+struct wrk_up;
 
 struct wrk_xfer {
 	unsigned magic;
@@ -52,6 +55,7 @@ struct wrk_xfer {
 	wrk_xfer_done_fn *done;
 	void *arg;
 	bool running;
+	struct wrk_up *up; /* the multi handle it runs on (wrk_up.c) */
 };
 
 #define WRK_XFER_MAGIC 0x58464552u
@@ -63,11 +67,12 @@ struct wrk {
 	struct shm_proc *me;
 	uint32_t pslot; /* me's index: this worker's lease journal */
 	struct MHD_Daemon *mhd;
-	CURLM *multi;
+	struct wrk_up *up[WRK_UP_MAX]; /* curl multi handles (wrk_up.c) */
+	unsigned nup;
 	int lfd; /* listening socket (the master keeps its own copy) */
 	int epfd;
 	int sigfd;
-	struct wrk_ev ev_sig, ev_tick, ev_mhd, ev_curl_timer;
+	struct wrk_ev ev_sig, ev_tick, ev_mhd;
 	struct wrk_ev *dead; /* events to free after this batch */
 	bool draining;
 	bool stop;
@@ -99,9 +104,13 @@ void wrk_http_drain_idle(struct wrk *w);
 void wrk_http_stop(struct wrk *w);
 unsigned wrk_http_connections(const struct wrk *w);
 
-/* wrk_up.c: libcurl's multi handle in the worker's loop. */
+/* wrk_up.c: libcurl's multi handles in the worker's loop. */
 int wrk_up_init(struct wrk *w);
 void wrk_up_fini(struct wrk *w);
+/* timeout (ms), shortened to curl's earliest deadline after now. */
+int wrk_up_timeout_ms(const struct wrk *w, int64_t now, int timeout);
+/* Run curl's timers that are due (from the loop, never a callback). */
+void wrk_up_run_due(struct wrk *w);
 /* Start x (its easy handle set up); returns 0 or WP_EINVAL. */
 int wrk_up_start(struct wrk *w, struct wrk_xfer *x);
 /* Stop x without calling done (the client went away). */

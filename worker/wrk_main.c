@@ -1,5 +1,5 @@
 /*
- * The worker's life (see wrk.h): start MHD and the curl multi handle,
+ * The worker's life (see wrk.h): start MHD and the curl multi handles,
  * loop on epoll until told to stop, drain gracefully on SIGQUIT. Runs
  * only in worker processes. Globals: none; the one struct wrk is static
  * in wrk_main so callbacks can reach it through their arguments.
@@ -127,13 +127,12 @@ wrk_loop(struct wrk *w)
 		if (MHD_get_timeout(w->mhd, &mhd_to) == MHD_YES &&
 		    mhd_to < (MHD_UNSIGNED_LONG_LONG)timeout)
 			timeout = (int)mhd_to;
-		if (w->next_due_ms != 0) {
-			now = util_mono_ms();
-			if (w->next_due_ms - now < timeout)
-				timeout = w->next_due_ms <= now
-				    ? 0
-				    : (int)(w->next_due_ms - now);
-		}
+		now = util_mono_ms();
+		if (w->next_due_ms != 0 && w->next_due_ms - now < timeout)
+			timeout = w->next_due_ms <= now
+			    ? 0
+			    : (int)(w->next_due_ms - now);
+		timeout = wrk_up_timeout_ms(w, now, timeout);
 		n = epoll_wait(w->epfd, evs, (int)ARRAY_LEN(evs), timeout);
 		if (n < 0 && errno != EINTR) {
 			log_err("epoll_wait");
@@ -151,6 +150,7 @@ wrk_loop(struct wrk *w)
 		}
 		if (w->next_due_ms != 0 && w->next_due_ms <= util_mono_ms())
 			wrk_chat_run_due(w);
+		wrk_up_run_due(w);
 		atomic_store_explicit(
 		    &w->me->heartbeat_ms, util_mono_ms(), memory_order_relaxed);
 		(void)MHD_run(w->mhd); /* errors are per connection */
@@ -209,7 +209,7 @@ wrk_main(struct shm *shm, const struct cfg *cfg, int pslot, int lfd, int sigfd)
 	w.pslot = (uint32_t)pslot;
 	w.lfd = lfd;
 	w.sigfd = sigfd;
-	w.epfd = w.ev_tick.fd = w.ev_curl_timer.fd = -1;
+	w.epfd = w.ev_tick.fd = -1;
 	log_setlevel((enum log_level)cfg->log_level);
 	if (wrk_setup(&w) != 0) {
 		log_err("worker setup");

@@ -1,14 +1,28 @@
 /*
- * libcurl's multi handle in the worker's epoll loop (the multi_socket
- * API): curl tells us which sockets to watch and when its one timer is
- * due; we tell it what became ready. Transfers end in their done
- * callback. Worker only; one thread, no locks.
+ * libcurl's multi handles in the worker's epoll loop (the multi_socket
+ * API): curl tells us which sockets to watch and when its timer is due;
+ * we tell it what became ready. Transfers end in their done callback.
+ * Worker only; one thread, no locks.
+ *
+ * Why several multi handles: libcurl 7.88 looks for a connection to reuse
+ * by walking every connection of the host (ConnectionExists), in use or
+ * not. Over HTTP/1.1 each running transfer holds its own connection, so
+ * with 5,000 streams every new transfer walked 5,000 connections (26 % of
+ * a worker's time at 10,000 streams). A transfer goes to the first multi
+ * handle with fewer than WRK_UP_FILL running, so no walk is longer than
+ * that; at low load everything shares the first one and its connections,
+ * as before (HTTP/2 multiplexes on one connection there).
+ *
+ * Curl's timers need no timerfd: each multi handle's deadline is kept
+ * here and the loop's epoll_wait timeout honours the earliest one
+ * (wrk_up_timeout_ms), then wrk_up_run_due runs what is due. curl asks
+ * for a 0 ms timeout on every curl_multi_add_handle; that used to cost a
+ * timerfd_settime and a wake-up each.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include "err.h"
@@ -27,25 +41,44 @@
 	"TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:"                       \
 	"TLS_CHACHA20_POLY1305_SHA256"
 
+#define WRK_UP_MAGIC 0x55504d31u
+#define WRK_UP_FILL  256 /* running transfers before the next handle */
+/* Idle connections kept: the first handle's, and each overflow one's. */
+#define WRK_UP_IDLE_FIRST 256L
+#define WRK_UP_IDLE_MORE  16L
+
+/* One multi handle with its own connection cache and deadline. */
+struct wrk_up {
+	unsigned magic;
+	struct wrk *w;
+	CURLM *multi;
+	unsigned running; /* transfers added and not removed */
+	int64_t due_ms;   /* curl's timer, monotonic ms; -1 = none */
+	bool timer_set;   /* curl called wrk_up_timerfn */
+};
+
 static void
-wrk_up_check_done(struct wrk *w)
+wrk_up_check_done(struct wrk *w, struct wrk_up *u)
 {
 	struct wrk_xfer *x;
 	CURLMsg *msg;
 	int left;
 
-	while ((msg = curl_multi_info_read(w->multi, &left)) != NULL) {
+	while ((msg = curl_multi_info_read(u->multi, &left)) != NULL) {
 		if (msg->msg != CURLMSG_DONE)
 			continue;
 		x = NULL;
 		(void)curl_easy_getinfo(
 		    msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
 		CHECK_OBJ(x, WRK_XFER_MAGIC);
+		WP_ASSERT(x->up == u);
 		/* Copy rc first: removing the handle invalidates msg. */
 		CURLcode rc = msg->data.result;
 
-		(void)curl_multi_remove_handle(w->multi, x->easy);
+		(void)curl_multi_remove_handle(u->multi, x->easy);
+		u->running--;
 		x->running = false;
+		x->up = NULL;
 		x->done(w, x, rc);
 	}
 }
@@ -53,45 +86,35 @@ wrk_up_check_done(struct wrk *w)
 static void
 wrk_up_on_sock(struct wrk *w, struct wrk_ev *ev, uint32_t events)
 {
+	struct wrk_up *u = ev->arg;
 	int flags = 0, running;
 
+	CHECK_OBJ(u, WRK_UP_MAGIC);
 	if (events & EPOLLIN)
 		flags |= CURL_CSELECT_IN;
 	if (events & EPOLLOUT)
 		flags |= CURL_CSELECT_OUT;
 	if (events & (EPOLLERR | EPOLLHUP))
 		flags |= CURL_CSELECT_ERR;
-	(void)curl_multi_socket_action(w->multi, ev->fd, flags, &running);
-	wrk_up_check_done(w);
-}
-
-static void
-wrk_up_on_timer(struct wrk *w, struct wrk_ev *ev, uint32_t events)
-{
-	uint64_t n;
-	int running;
-
-	(void)events;
-	if (read(ev->fd, &n, sizeof(n)) < 0)
-		n = 0; /* spurious: curl will say when it is due */
-	(void)curl_multi_socket_action(
-	    w->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-	wrk_up_check_done(w);
+	(void)curl_multi_socket_action(u->multi, ev->fd, flags, &running);
+	wrk_up_check_done(w, u);
 }
 
 static int
 wrk_up_sockfn(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
 {
-	struct wrk *w = userp;
+	struct wrk_up *u = userp;
 	struct wrk_ev *ev = socketp;
+	struct wrk *w;
 	uint32_t events = 0;
 
 	(void)easy;
-	CHECK_OBJ(w, WRK_MAGIC);
+	CHECK_OBJ(u, WRK_UP_MAGIC);
+	w = u->w;
 	if (what == CURL_POLL_REMOVE) {
 		if (ev != NULL) {
 			wrk_ev_del(w, ev);
-			(void)curl_multi_assign(w->multi, s, NULL);
+			(void)curl_multi_assign(u->multi, s, NULL);
 			ev->next_dead = w->dead; /* may be in this batch */
 			w->dead = ev;
 		}
@@ -102,7 +125,8 @@ wrk_up_sockfn(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
 			return -1;
 		ev->fd = s;
 		ev->fn = wrk_up_on_sock;
-		(void)curl_multi_assign(w->multi, s, ev);
+		ev->arg = u;
+		(void)curl_multi_assign(u->multi, s, ev);
 	}
 	if (what & CURL_POLL_IN)
 		events |= EPOLLIN;
@@ -115,66 +139,118 @@ wrk_up_sockfn(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
 	return 0;
 }
 
+/* curl's timer: only remembered; the loop waits for it (no syscall). */
 static int
 wrk_up_timerfn(CURLM *multi, long timeout_ms, void *userp)
 {
-	struct wrk *w = userp;
-	struct itimerspec its;
+	struct wrk_up *u = userp;
 
 	(void)multi;
-	CHECK_OBJ(w, WRK_MAGIC);
-	memset(&its, 0, sizeof(its));
-	if (timeout_ms == 0)
-		its.it_value.tv_nsec = 1; /* now; 0 would disarm */
-	else if (timeout_ms > 0) {
-		its.it_value.tv_sec = timeout_ms / 1000;
-		its.it_value.tv_nsec = (timeout_ms % 1000) * 1000000;
+	CHECK_OBJ(u, WRK_UP_MAGIC);
+	u->due_ms = timeout_ms < 0 ? -1 : util_mono_ms() + timeout_ms;
+	u->timer_set = true;
+	return 0;
+}
+
+static struct wrk_up *
+wrk_up_new(struct wrk *w, long idle_max)
+{
+	struct wrk_up *u;
+
+	if ((u = calloc(1, sizeof(*u))) == NULL)
+		return NULL;
+	u->magic = WRK_UP_MAGIC;
+	u->w = w;
+	u->due_ms = -1;
+	if ((u->multi = curl_multi_init()) == NULL) {
+		free(u);
+		errno = ENOMEM;
+		return NULL;
 	}
-	return timerfd_settime(w->ev_curl_timer.fd, 0, &its, NULL) == 0 ? 0
-	                                                                : -1;
+	(void)curl_multi_setopt(
+	    u->multi, CURLMOPT_SOCKETFUNCTION, wrk_up_sockfn);
+	(void)curl_multi_setopt(u->multi, CURLMOPT_SOCKETDATA, u);
+	(void)curl_multi_setopt(
+	    u->multi, CURLMOPT_TIMERFUNCTION, wrk_up_timerfn);
+	(void)curl_multi_setopt(u->multi, CURLMOPT_TIMERDATA, u);
+	/* Many streams to one host: share connections, HTTP/2 multiplexed. */
+	(void)curl_multi_setopt(
+	    u->multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
+	(void)curl_multi_setopt(u->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 0L);
+	(void)curl_multi_setopt(u->multi, CURLMOPT_MAXCONNECTS, idle_max);
+	return u;
+}
+
+static void
+wrk_up_free(struct wrk_up *u)
+{
+	if (u == NULL)
+		return;
+	CHECK_OBJ(u, WRK_UP_MAGIC);
+	(void)curl_multi_cleanup(u->multi);
+	u->magic = 0;
+	free(u);
 }
 
 int
 wrk_up_init(struct wrk *w)
 {
-	w->ev_curl_timer.fn = wrk_up_on_timer;
-	w->ev_curl_timer.fd =
-	    timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-	if (w->ev_curl_timer.fd < 0 ||
-	    wrk_ev_add(w, &w->ev_curl_timer, EPOLLIN) != 0)
-		return WP_ESYS;
-	if ((w->multi = curl_multi_init()) == NULL)
+	if ((w->up[0] = wrk_up_new(w, WRK_UP_IDLE_FIRST)) == NULL)
 		return WP_ENOMEM;
-	(void)curl_multi_setopt(
-	    w->multi, CURLMOPT_SOCKETFUNCTION, wrk_up_sockfn);
-	(void)curl_multi_setopt(w->multi, CURLMOPT_SOCKETDATA, w);
-	(void)curl_multi_setopt(
-	    w->multi, CURLMOPT_TIMERFUNCTION, wrk_up_timerfn);
-	(void)curl_multi_setopt(w->multi, CURLMOPT_TIMERDATA, w);
-	/* Many streams to one host: share connections, HTTP/2 multiplexed. */
-	(void)curl_multi_setopt(
-	    w->multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
-	(void)curl_multi_setopt(w->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 0L);
-	(void)curl_multi_setopt(w->multi, CURLMOPT_MAXCONNECTS, 256L);
+	w->nup = 1;
 	return 0;
 }
 
 void
 wrk_up_fini(struct wrk *w)
 {
-	if (w->multi != NULL)
-		(void)curl_multi_cleanup(w->multi);
-	w->multi = NULL;
-	close_fd(&w->ev_curl_timer.fd);
+	unsigned i;
+
+	for (i = 0; i < w->nup; i++) {
+		wrk_up_free(w->up[i]);
+		w->up[i] = NULL;
+	}
+	w->nup = 0;
+}
+
+/*
+ * The first multi handle with room, a new one when all are full, or the
+ * least busy when there may be no more.
+ */
+static struct wrk_up *
+wrk_up_pick(struct wrk *w)
+{
+	struct wrk_up *u, *least = w->up[0];
+	unsigned i;
+
+	for (i = 0; i < w->nup; i++) {
+		u = w->up[i];
+		if (u->running < WRK_UP_FILL)
+			return u;
+		if (u->running < least->running)
+			least = u;
+	}
+	if (w->nup < WRK_UP_MAX &&
+	    (u = wrk_up_new(w, WRK_UP_IDLE_MORE)) != NULL) {
+		w->up[w->nup++] = u;
+		return u;
+	}
+	return least; /* walks grow, nothing fails */
 }
 
 int
 wrk_up_start(struct wrk *w, struct wrk_xfer *x)
 {
+	struct wrk_up *u;
+
 	CHECK_OBJ(x, WRK_XFER_MAGIC);
+	WP_ASSERT(!x->running);
+	u = wrk_up_pick(w);
 	(void)curl_easy_setopt(x->easy, CURLOPT_PRIVATE, x);
-	if (curl_multi_add_handle(w->multi, x->easy) != CURLM_OK)
+	if (curl_multi_add_handle(u->multi, x->easy) != CURLM_OK)
 		return WP_EINVAL;
+	u->running++;
+	x->up = u;
 	x->running = true;
 	return 0;
 }
@@ -182,11 +258,60 @@ wrk_up_start(struct wrk *w, struct wrk_xfer *x)
 void
 wrk_up_stop(struct wrk *w, struct wrk_xfer *x)
 {
+	(void)w;
 	CHECK_OBJ(x, WRK_XFER_MAGIC);
 	if (!x->running)
 		return;
-	(void)curl_multi_remove_handle(w->multi, x->easy);
+	CHECK_OBJ(x->up, WRK_UP_MAGIC);
+	(void)curl_multi_remove_handle(x->up->multi, x->easy);
+	x->up->running--;
+	x->up = NULL;
 	x->running = false;
+}
+
+int
+wrk_up_timeout_ms(const struct wrk *w, int64_t now, int timeout)
+{
+	const struct wrk_up *u;
+	unsigned i;
+
+	for (i = 0; i < w->nup; i++) {
+		u = w->up[i];
+		if (u->due_ms < 0)
+			continue;
+		if (u->due_ms <= now)
+			return 0;
+		if (u->due_ms - now < timeout)
+			timeout = (int)(u->due_ms - now);
+	}
+	return timeout;
+}
+
+void
+wrk_up_run_due(struct wrk *w)
+{
+	struct wrk_up *u;
+	int64_t now = util_mono_ms();
+	unsigned i;
+	int running;
+
+	/* w->nup may grow under us (a done callback starts a transfer). */
+	for (i = 0; i < w->nup; i++) {
+		u = w->up[i];
+		if (u->due_ms < 0 || u->due_ms > now)
+			continue;
+		u->timer_set = false;
+		(void)curl_multi_socket_action(
+		    u->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+		/*
+		 * curl calls back only when its deadline moves. It did not:
+		 * we came early (it rounds the timeout down to the ms), so
+		 * the deadline is still ahead, within the next ms.
+		 */
+		if (!u->timer_set)
+			u->due_ms = now + 1;
+		wrk_up_check_done(w, u);
+	}
 }
 
 void
