@@ -1,9 +1,10 @@
 /*
- * A worker process: one thread, one epoll loop holding libmicrohttpd in
- * external-epoll mode on the worker slot's inherited listening socket,
- * libcurl's multi handles in socket mode for every upstream transfer, the
- * signalfd and a one-second tick. Every request is served on that thread;
- * nothing blocks it, and nothing on the hot path takes a lock.
+ * A worker process: one thread, one epoll loop holding the worker slot's
+ * inherited listening socket, libmicrohttpd daemons in external-epoll
+ * mode that serve the connections it accepts, libcurl multi handles in
+ * socket mode for every upstream transfer, the signalfd and a one-second
+ * tick. Every request is served on that thread; nothing blocks it, and
+ * nothing on the hot path takes a lock.
  */
 #ifndef WP_WRK_H
 #define WP_WRK_H
@@ -16,10 +17,12 @@
 #include "cfg.h"
 #include "shm.h"
 
-#define WRK_MAGIC  0x57524b31u
-#define WRK_UP_MAX 64 /* curl multi handles per worker */
+#define WRK_MAGIC   0x57524b31u
+#define WRK_UP_MAX  64  /* curl multi handles per worker */
+#define WRK_MHD_MAX 256 /* libmicrohttpd daemons per worker */
 
-struct MHD_Daemon;
+struct MHD_Connection;
+struct wrk_mhd;
 struct wrk;
 struct wrk_ev;
 struct wrk_chat;
@@ -41,8 +44,8 @@ int wrk_ev_mod(struct wrk *w, struct wrk_ev *ev, uint32_t events);
 void wrk_ev_del(struct wrk *w, struct wrk_ev *ev);
 
 /*
- * One upstream transfer on one of the worker's multi handles. done runs
- * once when it ends (rc from libcurl), unless the owner stopped it first.
+ * One upstream transfer on one of the worker's multi handles. done runs once
+ * when it ends (rc from libcurl), unless the owner stopped it first.
  */
 struct wrk_xfer;
 typedef void wrk_xfer_done_fn(struct wrk *w, struct wrk_xfer *x, CURLcode rc);
@@ -66,13 +69,15 @@ struct wrk {
 	const struct cfg *cfg; /* inherited from the master: this generation */
 	struct shm_proc *me;
 	uint32_t pslot; /* me's index: this worker's lease journal */
-	struct MHD_Daemon *mhd;
+	struct wrk_mhd *mhd[WRK_MHD_MAX]; /* MHD daemons (wrk_http.c) */
+	unsigned nmhd;
+	bool accept_paused; /* out of fds: listen again on the next tick */
 	struct wrk_up *up[WRK_UP_MAX]; /* curl multi handles (wrk_up.c) */
 	unsigned nup;
 	int lfd; /* listening socket (the master keeps its own copy) */
 	int epfd;
 	int sigfd;
-	struct wrk_ev ev_sig, ev_tick, ev_mhd;
+	struct wrk_ev ev_sig, ev_tick, ev_listen;
 	struct wrk_ev *dead; /* events to free after this batch */
 	bool draining;
 	bool stop;
@@ -87,6 +92,7 @@ struct wrk {
 struct wrk_conn {
 	struct wrk_conn *next, *prev;
 	int fd;
+	struct wrk_mhd *m;     /* the MHD daemon that serves it */
 	unsigned busy;         /* requests in progress on it */
 	int64_t idle_since_ms; /* monotonic; meaningful while busy == 0 */
 	bool shut;             /* we closed it while draining */
@@ -96,13 +102,28 @@ struct wrk_conn {
 int wrk_main(
     struct shm *shm, const struct cfg *cfg, int pslot, int lfd, int sigfd);
 
-/* wrk_http.c: libmicrohttpd on w->lfd. */
+/*
+ * wrk_http.c: the worker accepts on w->lfd and hands connections to
+ * libmicrohttpd daemons (several under load: wrk_http.c says why).
+ */
 int wrk_http_start(struct wrk *w);
 void wrk_http_drain(struct wrk *w);
 /* While draining: close connections that stay idle (once a tick). */
 void wrk_http_drain_idle(struct wrk *w);
 void wrk_http_stop(struct wrk *w);
 unsigned wrk_http_connections(const struct wrk *w);
+/* timeout (ms), shortened to the earliest daemon that wants to run. */
+int wrk_http_timeout_ms(const struct wrk *w, int64_t now, int timeout);
+/* Run the daemons that have work (from the loop, never a callback). */
+void wrk_http_run(struct wrk *w);
+/* Once a second: run every daemon, whatever it was told. */
+void wrk_http_tick(struct wrk *w);
+/*
+ * MHD_resume_connection, and run its daemon on this turn. Always use it:
+ * in external-epoll mode MHD has no wake-up of its own for a resume (a
+ * bare MHD_resume_connection waits for the once-a-second sweep).
+ */
+void wrk_http_resume(struct wrk *w, struct MHD_Connection *conn);
 
 /* wrk_up.c: libcurl's multi handles in the worker's loop. */
 int wrk_up_init(struct wrk *w);
@@ -152,7 +173,6 @@ void wrk_statsig_cancel(struct wrk *w, struct wrk_sig_fetch *f);
 void wrk_statsig_forget(struct wrk *w, const char *method, const char *path);
 
 /* wrk_chat.c: POST /v1/chat/completions. */
-struct MHD_Connection;
 struct wrk_req;
 /* Validate body and start; queues an error itself when it cannot start. */
 int wrk_chat_start(struct wrk *w, struct wrk_req *rq,

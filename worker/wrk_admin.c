@@ -224,7 +224,7 @@ adm_job_finish(struct adm_job *j, unsigned status, json_t *answer)
 	j->status = status;
 	j->answer = answer;
 	j->arg = NULL; /* the kind freed its state before calling */
-	MHD_resume_connection(j->conn);
+	wrk_http_resume(j->w, j->conn); /* MHD_run it on this turn */
 }
 
 void

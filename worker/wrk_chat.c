@@ -212,7 +212,7 @@ chat_wake(struct wrk_chat *c)
 	/* MHD owns the fd and may close it: leave our set first. */
 	wrk_ev_del(c->w, &c->watch);
 	c->suspended = false;
-	MHD_resume_connection(c->conn);
+	wrk_http_resume(c->w, c->conn); /* runs its MHD daemon at once */
 }
 
 static void

@@ -1,8 +1,9 @@
 /*
- * The worker's HTTP side: libmicrohttpd in external-epoll mode, routing,
- * the API-key check, request bodies under a cap, and the routes that need
- * no upstream. One struct wrk_req per request, freed only in the
- * completion callback. Runs on the worker's one thread.
+ * The worker's HTTP side: accepting on the listening socket, the
+ * libmicrohttpd daemons (external-epoll mode) that serve the connections,
+ * routing, the API-key check, request bodies under a cap, and the routes
+ * that need no upstream. One struct wrk_req per request, freed only in
+ * the completion callback. Runs on the worker's one thread.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -10,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/ioctl.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -528,21 +530,52 @@ wrk_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
 	*req_cls = NULL;
 }
 
+/*
+ * Why several MHD daemons: libmicrohttpd 0.9.75 walks every suspended
+ * connection of a daemon on the first MHD_run after any resume
+ * (resume_suspended_connections), and a stream is suspended between two
+ * frames. With 5,000 streams on one daemon, each frame cost a walk of
+ * 5,000 connections (~150 ns each here: cold, one page apart), most of
+ * the worker's time at 10,000 streams. So the worker accepts itself and
+ * hands each connection to the first daemon with fewer than WRK_MHD_FILL
+ * connections: a walk covers at most about that many. At low load the
+ * first daemon serves everything, as before. Each daemon runs only when
+ * its epoll fd fires, a resume or a new connection marks it, or its
+ * timeout is due.
+ */
+#define WRK_MHD_MAGIC    0x4d484431u
+#define WRK_MHD_FILL     64
+#define WRK_ACCEPT_BATCH 128 /* accepts per wake-up: the rest next turn */
+
+struct wrk_mhd {
+	unsigned magic;
+	struct wrk *w;
+	struct MHD_Daemon *d;
+	struct wrk_ev ev; /* d's epoll fd in the worker's set */
+	unsigned nconn;   /* its connections (from the notify callback) */
+	bool ready;       /* run d on this turn */
+	int64_t due_ms;   /* MHD's own timeout, monotonic; -1 = none */
+};
+
 static void
 wrk_conn_notify(void *cls, struct MHD_Connection *conn, void **socket_ctx,
     enum MHD_ConnectionNotificationCode toe)
 {
-	struct wrk *w = cls;
+	struct wrk_mhd *m = cls;
+	struct wrk *w;
 	struct wrk_conn *c = *socket_ctx;
 	const union MHD_ConnectionInfo *ci;
 
-	CHECK_OBJ(w, WRK_MAGIC);
+	CHECK_OBJ(m, WRK_MHD_MAGIC);
+	w = m->w;
 	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+		m->nconn++;
 		if ((c = calloc(1, sizeof(*c))) == NULL)
 			return; /* untracked: only drain is less tidy */
 		ci = MHD_get_connection_info(
 		    conn, MHD_CONNECTION_INFO_CONNECTION_FD);
 		c->fd = ci != NULL ? ci->connect_fd : -1;
+		c->m = m;
 		c->idle_since_ms = util_mono_ms();
 		c->next = w->conns;
 		if (w->conns != NULL)
@@ -551,6 +584,7 @@ wrk_conn_notify(void *cls, struct MHD_Connection *conn, void **socket_ctx,
 		*socket_ctx = c;
 		return;
 	}
+	m->nconn--;
 	if (c == NULL)
 		return;
 	if (c->prev != NULL)
@@ -563,24 +597,223 @@ wrk_conn_notify(void *cls, struct MHD_Connection *conn, void **socket_ctx,
 	*socket_ctx = NULL;
 }
 
-int
-wrk_http_start(struct wrk *w)
+static void
+wrk_mhd_on_epoll(struct wrk *w, struct wrk_ev *ev, uint32_t events)
 {
-	w->mhd = MHD_start_daemon(
-	    MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO, 0, NULL,
-	    NULL, wrk_access, w, MHD_OPTION_LISTEN_SOCKET, w->lfd,
-	    MHD_OPTION_NOTIFY_COMPLETED, wrk_completed, w,
-	    MHD_OPTION_NOTIFY_CONNECTION, wrk_conn_notify, w,
+	struct wrk_mhd *m = ev->arg;
+
+	(void)w;
+	(void)events;
+	CHECK_OBJ(m, WRK_MHD_MAGIC);
+	m->ready = true; /* wrk_http_run does the work */
+}
+
+static void
+wrk_mhd_free(struct wrk *w, struct wrk_mhd *m)
+{
+	if (m == NULL)
+		return;
+	CHECK_OBJ(m, WRK_MHD_MAGIC);
+	wrk_ev_del(w, &m->ev);
+	if (m->d != NULL)
+		MHD_stop_daemon(m->d);
+	m->magic = 0;
+	free(m);
+}
+
+static struct wrk_mhd *
+wrk_mhd_new(struct wrk *w)
+{
+	struct wrk_mhd *m;
+	const union MHD_DaemonInfo *di;
+
+	if ((m = calloc(1, sizeof(*m))) == NULL)
+		return NULL;
+	m->magic = WRK_MHD_MAGIC;
+	m->w = w;
+	m->due_ms = -1;
+	m->ev.fd = -1;
+	m->d = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+	        MHD_USE_TURBO | MHD_USE_NO_LISTEN_SOCKET,
+	    0, NULL, NULL, wrk_access, w, MHD_OPTION_NOTIFY_COMPLETED,
+	    wrk_completed, w, MHD_OPTION_NOTIFY_CONNECTION, wrk_conn_notify, m,
 	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)w->cfg->max_connections,
 	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)w->cfg->connection_timeout,
 	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024,
 	    MHD_OPTION_SIGPIPE_HANDLED_BY_APP, 1, MHD_OPTION_UNESCAPE_CALLBACK,
 	    wrk_unescape, w, MHD_OPTION_END);
-	if (w->mhd == NULL) {
-		log_errx("libmicrohttpd: cannot start on the listening socket");
-		return WP_ESYS;
+	if (m->d == NULL ||
+	    (di = MHD_get_daemon_info(m->d, MHD_DAEMON_INFO_EPOLL_FD)) ==
+	        NULL) {
+		log_errx("libmicrohttpd: cannot start a daemon");
+		wrk_mhd_free(w, m);
+		return NULL;
 	}
+	m->ev.fd = di->epoll_fd;
+	m->ev.fn = wrk_mhd_on_epoll;
+	m->ev.arg = m;
+	if (wrk_ev_add(w, &m->ev, EPOLLIN) != 0) {
+		log_warn("epoll: libmicrohttpd's epoll fd");
+		wrk_mhd_free(w, m);
+		return NULL;
+	}
+	return m;
+}
+
+/* The first daemon with room, a new one, or the least busy. */
+static struct wrk_mhd *
+wrk_mhd_pick(struct wrk *w)
+{
+	struct wrk_mhd *m, *least = w->mhd[0];
+	unsigned i;
+
+	for (i = 0; i < w->nmhd; i++) {
+		m = w->mhd[i];
+		if (m->nconn < WRK_MHD_FILL)
+			return m;
+		if (m->nconn < least->nconn)
+			least = m;
+	}
+	if (w->nmhd < WRK_MHD_MAX && (m = wrk_mhd_new(w)) != NULL) {
+		w->mhd[w->nmhd++] = m;
+		return m;
+	}
+	return least;
+}
+
+static void wrk_http_listen(struct wrk *w, bool on);
+
+static void
+wrk_http_on_listen(struct wrk *w, struct wrk_ev *ev, uint32_t events)
+{
+	struct sockaddr_storage ss;
+	struct wrk_mhd *m;
+	socklen_t sl;
+	unsigned i;
+	int fd;
+
+	(void)ev;
+	(void)events;
+	for (i = 0; i < WRK_ACCEPT_BATCH; i++) {
+		if (wrk_http_connections(w) >=
+		    (unsigned)w->cfg->max_connections) {
+			wrk_http_listen(w, false); /* back when one closes */
+			return;
+		}
+		sl = sizeof(ss);
+		fd = accept4(w->lfd, (struct sockaddr *)&ss, &sl,
+		    SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EMFILE || errno == ENFILE ||
+			    errno == ENOBUFS || errno == ENOMEM) {
+				log_warn("accept: pausing for a second");
+				w->accept_paused = true; /* wrk_http_tick */
+				wrk_http_listen(w, false);
+			}
+			return; /* EAGAIN, or the client gave up already */
+		}
+		m = wrk_mhd_pick(w);
+		m->ready = true; /* MHD_USE_TURBO: it reads on its next run */
+		/* On failure MHD has closed fd and says why itself. */
+		(void)MHD_add_connection(m->d, fd, (struct sockaddr *)&ss, sl);
+	}
+}
+
+/* Watch the listening socket, or stop (at the limit, or draining). */
+static void
+wrk_http_listen(struct wrk *w, bool on)
+{
+	if (on == w->ev_listen.added || w->lfd < 0)
+		return;
+	if (!on) {
+		wrk_ev_del(w, &w->ev_listen);
+		return;
+	}
+	if (wrk_ev_add(w, &w->ev_listen, EPOLLIN) != 0)
+		log_warn("epoll: the listening socket");
+}
+
+int
+wrk_http_start(struct wrk *w)
+{
+	if ((w->mhd[0] = wrk_mhd_new(w)) == NULL)
+		return WP_ESYS;
+	w->nmhd = 1;
+	w->ev_listen.fd = w->lfd;
+	w->ev_listen.fn = wrk_http_on_listen;
+	if (wrk_ev_add(w, &w->ev_listen, EPOLLIN) != 0)
+		return WP_ESYS;
 	return 0;
+}
+
+void
+wrk_http_resume(struct wrk *w, struct MHD_Connection *conn)
+{
+	const union MHD_ConnectionInfo *ci;
+	struct wrk_conn *c;
+
+	(void)w;
+	MHD_resume_connection(conn);
+	ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	c = ci != NULL ? ci->socket_context : NULL;
+	/* Untracked: MHD's epoll fd tells us a turn later. */
+	if (c != NULL)
+		c->m->ready = true;
+}
+
+int
+wrk_http_timeout_ms(const struct wrk *w, int64_t now, int timeout)
+{
+	const struct wrk_mhd *m;
+	unsigned i;
+
+	for (i = 0; i < w->nmhd; i++) {
+		m = w->mhd[i];
+		if (m->ready)
+			return 0;
+		if (m->due_ms < 0)
+			continue;
+		if (m->due_ms <= now)
+			return 0;
+		if (m->due_ms - now < timeout)
+			timeout = (int)(m->due_ms - now);
+	}
+	return timeout;
+}
+
+void
+wrk_http_run(struct wrk *w)
+{
+	MHD_UNSIGNED_LONG_LONG to;
+	struct wrk_mhd *m;
+	int64_t now = util_mono_ms();
+	unsigned i;
+
+	/* A callback may add a daemon (w->nmhd) or mark one run already. */
+	for (i = 0; i < w->nmhd; i++) {
+		m = w->mhd[i];
+		if (!m->ready && (m->due_ms < 0 || m->due_ms > now))
+			continue;
+		m->ready = false;
+		(void)MHD_run(m->d); /* errors are per connection */
+		/* Its timeout changes only when it runs, or is marked. */
+		m->due_ms = MHD_get_timeout(m->d, &to) == MHD_YES
+		    ? now + (to < INT32_MAX ? (int64_t)to : INT32_MAX)
+		    : -1;
+	}
+	if (!w->draining && !w->accept_paused && !w->ev_listen.added &&
+	    wrk_http_connections(w) < (unsigned)w->cfg->max_connections)
+		wrk_http_listen(w, true);
+}
+
+void
+wrk_http_tick(struct wrk *w)
+{
+	unsigned i;
+
+	for (i = 0; i < w->nmhd; i++)
+		w->mhd[i]->ready = true;
+	w->accept_paused = false;
 }
 
 /*
@@ -590,13 +823,8 @@ wrk_http_start(struct wrk *w)
 void
 wrk_http_drain(struct wrk *w)
 {
-	MHD_socket fd;
-
-	if (w->mhd == NULL)
-		return;
-	fd = MHD_quiesce_daemon(w->mhd);
-	if (fd != MHD_INVALID_SOCKET)
-		close_fd(&w->lfd); /* the master keeps the socket open */
+	wrk_http_listen(w, false);
+	close_fd(&w->lfd); /* the master keeps the socket open */
 	wrk_http_drain_idle(w);
 }
 
@@ -624,23 +852,30 @@ wrk_http_drain_idle(struct wrk *w)
 void
 wrk_http_stop(struct wrk *w)
 {
-	if (w->mhd == NULL)
+	unsigned i;
+
+	if (w->nmhd == 0)
 		return;
 	/* MHD must not stop with a connection suspended: wake them all. */
 	wrk_chat_abort_all(w);
 	wrk_admin_abort_all(w);
-	(void)MHD_run(w->mhd);
-	MHD_stop_daemon(w->mhd);
-	w->mhd = NULL;
+	for (i = 0; i < w->nmhd; i++)
+		(void)MHD_run(w->mhd[i]->d);
+	for (i = 0; i < w->nmhd; i++) {
+		wrk_mhd_free(w, w->mhd[i]);
+		w->mhd[i] = NULL;
+	}
+	w->nmhd = 0;
+	wrk_http_listen(w, false);
+	close_fd(&w->lfd);
 }
 
 unsigned
 wrk_http_connections(const struct wrk *w)
 {
-	const union MHD_DaemonInfo *di;
+	unsigned i, n = 0;
 
-	if (w->mhd == NULL)
-		return 0;
-	di = MHD_get_daemon_info(w->mhd, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
-	return di != NULL ? di->num_connections : 0;
+	for (i = 0; i < w->nmhd; i++)
+		n += w->mhd[i]->nconn;
+	return n;
 }

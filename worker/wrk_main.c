@@ -14,8 +14,6 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
-#include <microhttpd.h>
-
 #include "err.h"
 #include "log.h"
 #include "util.h"
@@ -101,39 +99,34 @@ wrk_on_tick(struct wrk *w, struct wrk_ev *ev, uint32_t events)
 		ticks = 0;
 	wrk_chat_tick(w);
 	wrk_proxy_refresh(w, false);
+	wrk_http_tick(w);
 	if (w->draining)
 		wrk_http_drain_idle(w);
 }
 
-static void
-wrk_on_mhd(struct wrk *w, struct wrk_ev *ev, uint32_t events)
+static int
+wrk_loop_timeout(struct wrk *w)
 {
-	(void)w;
-	(void)ev;
-	(void)events; /* MHD_run below does the work */
+	int64_t now = util_mono_ms();
+	int timeout = 1000;
+
+	if (w->next_due_ms != 0 && w->next_due_ms - now < timeout)
+		timeout =
+		    w->next_due_ms <= now ? 0 : (int)(w->next_due_ms - now);
+	timeout = wrk_up_timeout_ms(w, now, timeout);
+	return wrk_http_timeout_ms(w, now, timeout);
 }
 
 static int
 wrk_loop(struct wrk *w)
 {
 	struct epoll_event evs[256];
-	MHD_UNSIGNED_LONG_LONG mhd_to;
 	struct wrk_ev *ev;
-	int64_t now;
-	int i, n, timeout;
+	int i, n;
 
 	while (!w->stop) {
-		timeout = 1000;
-		if (MHD_get_timeout(w->mhd, &mhd_to) == MHD_YES &&
-		    mhd_to < (MHD_UNSIGNED_LONG_LONG)timeout)
-			timeout = (int)mhd_to;
-		now = util_mono_ms();
-		if (w->next_due_ms != 0 && w->next_due_ms - now < timeout)
-			timeout = w->next_due_ms <= now
-			    ? 0
-			    : (int)(w->next_due_ms - now);
-		timeout = wrk_up_timeout_ms(w, now, timeout);
-		n = epoll_wait(w->epfd, evs, (int)ARRAY_LEN(evs), timeout);
+		n = epoll_wait(
+		    w->epfd, evs, (int)ARRAY_LEN(evs), wrk_loop_timeout(w));
 		if (n < 0 && errno != EINTR) {
 			log_err("epoll_wait");
 			return 1;
@@ -153,7 +146,7 @@ wrk_loop(struct wrk *w)
 		wrk_up_run_due(w);
 		atomic_store_explicit(
 		    &w->me->heartbeat_ms, util_mono_ms(), memory_order_relaxed);
-		(void)MHD_run(w->mhd); /* errors are per connection */
+		wrk_http_run(w);
 		if (w->draining &&
 		    (wrk_http_connections(w) == 0 ||
 		        util_mono_ms() >= w->drain_until_ms))
@@ -189,10 +182,7 @@ wrk_setup(struct wrk *w)
 		    "cannot start the HTTP server");
 		return WP_ESYS;
 	}
-	w->ev_mhd.fn = wrk_on_mhd;
-	w->ev_mhd.fd =
-	    MHD_get_daemon_info(w->mhd, MHD_DAEMON_INFO_EPOLL_FD)->epoll_fd;
-	return wrk_ev_add(w, &w->ev_mhd, EPOLLIN);
+	return 0;
 }
 
 int
