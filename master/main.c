@@ -1,13 +1,17 @@
 /*
  * webproxyd: the command line, then the master's start-up order:
- * config, token.json, shared memory, listening sockets, detach, run.
+ * config, token.json, shared memory and the tokens into it, listening
+ * sockets, detach, run.
  * See webproxyd(8).
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -225,6 +229,57 @@ load_all(struct mst *m, bool quiet_ok)
 	return 0;
 }
 
+/*
+ * Loading a large pool is mostly the kernel giving the token table its
+ * pages (zeroed shared memory, about 1 ms per MB on a small VM), so a
+ * second thread faults rows in from the last while tok_add_all fills
+ * them from the first; they meet in between. The thread takes no lock
+ * and is gone before anything forks.
+ */
+#define MST_PREFAULT_ROWS 1024 /* per call: it stops soon once told */
+#define MST_PREFAULT_MIN  8192 /* fewer rows: not worth a thread */
+
+struct mst_prefault {
+	struct tok_table *t;
+	uint32_t rows;
+	_Atomic bool stop;
+	pthread_t th;
+	bool on;
+};
+
+static void *
+mst_prefault_main(void *arg)
+{
+	struct mst_prefault *p = arg;
+	uint32_t end = p->rows, n;
+
+	while (end > 0 && !atomic_load(&p->stop)) {
+		n = end < MST_PREFAULT_ROWS ? end : MST_PREFAULT_ROWS;
+		end -= n;
+		if (tok_table_prefault(p->t, end, n) != 0)
+			break; /* an old kernel: the load faults them in */
+	}
+	return NULL;
+}
+
+/* tokfile_load, with the prefault thread when the pool is large. */
+static int
+load_table(struct mst *m, char *err, size_t errlen)
+{
+	struct mst_prefault p = { .t = m->shm.tok };
+	int rc;
+
+	p.rows = (uint32_t)tokfile_count(m->tok_base); /* <= max_tokens */
+	p.on = p.rows >= MST_PREFAULT_MIN &&
+	    pthread_create(&p.th, NULL, mst_prefault_main, &p) == 0;
+	rc = tokfile_load(m->shm.tok, m->tok_base, err, errlen);
+	if (p.on) {
+		atomic_store(&p.stop, true);
+		(void)pthread_join(p.th, NULL); /* joinable and ours */
+	}
+	return rc;
+}
+
 static int
 start(struct mst *m)
 {
@@ -245,7 +300,7 @@ start(struct mst *m)
 		fatalx("libcurl: cannot initialise");
 	if ((rc = shm_create(&m->shm, m->cfg.max_tokens)) != 0)
 		fatal("shared memory (%u tokens)", m->cfg.max_tokens);
-	if ((rc = tokfile_load(m->shm.tok, m->tok_base, err, sizeof(err))) != 0)
+	if ((rc = load_table(m, err, sizeof(err))) != 0)
 		fatalx("%s", err);
 	m->tok_saved = tok_table_dirty(m->shm.tok);
 	m->nworkers = mst_nworkers(&m->cfg);

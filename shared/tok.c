@@ -34,6 +34,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "err.h"
 #include "tok.h"
@@ -917,6 +919,24 @@ tok_add_all(struct tok_table *t, tok_source_fn *src, void *arg)
 	explicit_bzero(&ti, sizeof(ti)); /* a token */
 	tok_end(t, t->hwm > 0);
 	return rc == WP_ENOENT ? 0 : rc;
+}
+
+int
+tok_table_prefault(struct tok_table *t, uint32_t first, uint32_t n)
+{
+	uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
+	uintptr_t lo, hi;
+
+	if (first >= t->cap)
+		return 0;
+	if (n > t->cap - first)
+		n = t->cap - first;
+	/* Every page a row of the range touches, the partial ones too. */
+	lo = (uintptr_t)tok_row(t, first) & ~(pg - 1);
+	hi = ((uintptr_t)tok_row(t, first + n) + pg - 1) & ~(pg - 1);
+	if (hi > lo && madvise((void *)lo, hi - lo, MADV_POPULATE_WRITE) != 0)
+		return WP_ESYS;
+	return 0;
 }
 
 /* Take row (in use, found at hash slot) out of the table. Locked. */

@@ -133,6 +133,14 @@ typedef int tok_source_fn(void *arg, struct tok_info *ti);
  * or as tok_add), WP_EEXIST, WP_ETOOBIG or src's error.
  */
 int tok_add_all(struct tok_table *t, tok_source_fn *src, void *arg);
+/*
+ * Start-up, beside tok_add_all of a large pool: faulting in the rows'
+ * pages is most of that work, and another thread can do its share. Brings
+ * in the pages of rows [first, first + n) without writing them (no lock:
+ * safe beside tok_add_all). Returns 0 or WP_ESYS (an old kernel: the
+ * load faults them in itself).
+ */
+int tok_table_prefault(struct tok_table *t, uint32_t first, uint32_t n);
 /* Remove by token value. Returns 0 or WP_ENOENT. */
 int tok_remove(struct tok_table *t, const char *token);
 /* Find by token value. Returns 0 and *row, *row_gen, or WP_ENOENT. */
