@@ -156,6 +156,17 @@ TEST(t_add_find_remove)
 	EXPECT_INT_EQ(tok_validate(big), WP_EINVAL);
 	big[TOK_LEN_MAX] = '\0';
 	EXPECT_INT_EQ(tok_validate(big), 0);
+	/* Every byte against RFC 6265's cookie-octet, alone and inside. */
+	for (n = 1; n < 256; n++) {
+		char one[2] = { (char)n, '\0' }, mid[4] = { 'a', (char)n, 'b' };
+		int want = n > 0x20 && n < 0x7f && n != '"' && n != ',' &&
+		        n != ';' && n != '\\'
+		    ? 0
+		    : WP_EINVAL;
+
+		EXPECT_INT_EQ(tok_validate(one), want);
+		EXPECT_INT_EQ(tok_validate(mid), want);
+	}
 	info(&ti, "x", TOK_NORMAL, -1, -1);
 	memset(ti.token, 'x', sizeof(ti.token)); /* unterminated */
 	EXPECT_INT_EQ(tok_add(t, &ti, &row), WP_EINVAL);
