@@ -210,6 +210,14 @@ static void __attribute__((noreturn)) mst_child_main(
 		else
 			close_fd(&m->ws[i].fd);
 	}
+	/*
+	 * token.json's base (~14 MB with 100,000 tokens) would stay mapped
+	 * in every child. Unless the writer thread was replacing it as we
+	 * forked: then it is left as it is.
+	 */
+	if (!m->writer_on)
+		tokfile_forget(m->tok_base);
+	m->tok_base = NULL;
 	if (role == SHM_ROLE_WORKER) {
 		(void)snprintf(name, sizeof(name), "worker/%d", wslot + 1);
 		log_procinit(name);

@@ -149,6 +149,17 @@ tokfile_free(struct tokfile *f)
 	free(f);
 }
 
+void
+tokfile_forget(struct tokfile *f)
+{
+	if (f == NULL)
+		return;
+	free(f->strs);
+	free(f->index);
+	free(f->ents);
+	free(f);
+}
+
 /*
  * An empty document, sized for about ntok tokens and strs bytes of
  * strings (hints: it grows past them).

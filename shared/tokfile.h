@@ -28,6 +28,12 @@ struct tokfile;
 int tokfile_read(
     const char *path, struct tokfile **fp, char *err, size_t errlen);
 void tokfile_free(struct tokfile *f);
+/*
+ * In a child just forked from the master: let go of its copy of f, so
+ * the child's memory no longer counts it. Nothing is wiped: the master
+ * holds the same pages.
+ */
+void tokfile_forget(struct tokfile *f);
 
 /* Tests: jansson alone, or the scanner alone (WP_EPARSE where it would
  * hand the text to jansson). */
