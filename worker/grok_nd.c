@@ -564,6 +564,27 @@ grok_nd_scan_member(struct grok_nd_scan *sc, enum grok_nd_level l,
 	return grok_nd_scan_value(sc, ND_L_ANY);
 }
 
+/*
+ * Past the opening bracket (first) or a member or element: 1 when the
+ * closing bracket comes (eaten), 0 when another member or element does,
+ * -1 when neither.
+ */
+static int
+grok_nd_scan_next(struct grok_nd_scan *sc, unsigned char close, bool first)
+{
+	grok_nd_scan_space(sc);
+	if (sc->p == sc->end)
+		return -1;
+	if (*sc->p == close) {
+		sc->p++;
+		return 1;
+	}
+	if (!first && *sc->p++ != ',')
+		return -1;
+	grok_nd_scan_space(sc);
+	return 0;
+}
+
 static bool
 grok_nd_scan_object(struct grok_nd_scan *sc, enum grok_nd_level l)
 {
@@ -571,14 +592,11 @@ grok_nd_scan_object(struct grok_nd_scan *sc, enum grok_nd_level l)
 	unsigned seen = 0;
 	size_t n;
 	bool esc;
+	int r;
 
 	sc->p++; /* { */
-	grok_nd_scan_space(sc);
-	if (sc->p < sc->end && *sc->p == '}') {
-		sc->p++;
-		return true;
-	}
-	for (;;) {
+	for (r = grok_nd_scan_next(sc, '}', true); r == 0;
+	     r = grok_nd_scan_next(sc, '}', false)) {
 		if (sc->p == sc->end || *sc->p != '"' ||
 		    !grok_nd_scan_str(sc, &k, &n, &esc) || esc)
 			return false;
@@ -589,42 +607,21 @@ grok_nd_scan_object(struct grok_nd_scan *sc, enum grok_nd_level l)
 		if (sc->p == sc->end ||
 		    !grok_nd_scan_member(sc, l, k, n, &seen))
 			return false;
-		grok_nd_scan_space(sc);
-		if (sc->p == sc->end)
-			return false;
-		if (*sc->p == '}') {
-			sc->p++;
-			return true;
-		}
-		if (*sc->p++ != ',')
-			return false;
-		grok_nd_scan_space(sc);
 	}
+	return r == 1;
 }
 
 static bool
 grok_nd_scan_array(struct grok_nd_scan *sc)
 {
+	int r;
+
 	sc->p++; /* [ */
-	grok_nd_scan_space(sc);
-	if (sc->p < sc->end && *sc->p == ']') {
-		sc->p++;
-		return true;
-	}
-	for (;;) {
+	for (r = grok_nd_scan_next(sc, ']', true); r == 0;
+	     r = grok_nd_scan_next(sc, ']', false))
 		if (!grok_nd_scan_value(sc, ND_L_ANY))
 			return false;
-		grok_nd_scan_space(sc);
-		if (sc->p == sc->end)
-			return false;
-		if (*sc->p == ']') {
-			sc->p++;
-			return true;
-		}
-		if (*sc->p++ != ',')
-			return false;
-		grok_nd_scan_space(sc);
-	}
+	return r == 1;
 }
 
 static bool
