@@ -14,7 +14,8 @@
  * read (a key we do not know, a real number, a wrong value) goes through
  * jansson alone; anything else (broken JSON, a duplicate key, a schema
  * error) sends the whole file through jansson as before, so every error
- * and its position come from there.
+ * and its position come from there. Writing prints the text itself,
+ * byte for byte as jansson would, without a jansson tree of the pool.
  * Tokens never reach an error message: log_tok() fingerprints do.
  */
 #include <errno.h>
@@ -137,19 +138,6 @@ tokfile_hash(const char *s)
 }
 
 void
-tokfile_free(struct tokfile *f)
-{
-	if (f == NULL)
-		return;
-	if (f->strs != NULL)
-		explicit_bzero(f->strs, f->strs_len); /* tokens */
-	free(f->strs);
-	free(f->index);
-	free(f->ents);
-	free(f);
-}
-
-void
 tokfile_forget(struct tokfile *f)
 {
 	if (f == NULL)
@@ -158,6 +146,14 @@ tokfile_forget(struct tokfile *f)
 	free(f->index);
 	free(f->ents);
 	free(f);
+}
+
+void
+tokfile_free(struct tokfile *f)
+{
+	if (f != NULL && f->strs != NULL)
+		explicit_bzero(f->strs, f->strs_len); /* tokens */
+	tokfile_forget(f);
 }
 
 /*
@@ -624,22 +620,6 @@ out:
 	return rc;
 }
 
-/* Set the keys of text (from tokfile_extras) into o. Returns 0 or -1. */
-static int
-tokfile_extras_set(json_t *o, const char *text)
-{
-	json_error_t jerr;
-	json_t *x, *v;
-	const char *key;
-	int bad = 0;
-
-	if ((x = json_loads(text, 0, &jerr)) == NULL)
-		return -1; /* we wrote it: out of memory */
-	json_object_foreach(x, key, v) bad |= json_object_set(o, key, v);
-	json_decref(x);
-	return bad;
-}
-
 /* One token's object o into f: its fields, and its keys we do not know. */
 static int
 tokfile_add_json(
@@ -658,72 +638,6 @@ tokfile_add_json(
 	free(extra);
 	explicit_bzero(&ti, sizeof(ti)); /* a token */
 	return rc;
-}
-
-static int
-tokfile_set_time(json_t *o, const char *key, int64_t ms)
-{
-	return json_object_set_new(
-	    o, key, ms > 0 ? json_integer(ms) : json_null());
-}
-
-/*
- * The JSON object of one token, in the seed's key order, then ours, then
- * the unknown keys of extra (NULL: none).
- */
-static json_t *
-tokfile_entry_json(const struct tok_info *ti, const char *extra)
-{
-	json_t *o, *tags;
-	unsigned i;
-	int bad = 0;
-
-	if ((o = json_object()) == NULL || (tags = json_array()) == NULL) {
-		json_decref(o);
-		return NULL;
-	}
-	for (i = 0; i < ti->ntags; i++)
-		bad |= json_array_append_new(tags, json_string(ti->tags[i]));
-	bad |=
-	    json_object_set_new(o, "createdTime", json_integer(ti->created_ms));
-	bad |= json_object_set_new(
-	    o, "remainingQueries", json_integer(ti->remaining));
-	bad |= json_object_set_new(
-	    o, "heavyremainingQueries", json_integer(ti->heavy_remaining));
-	bad |= json_object_set_new(
-	    o, "status", json_string(tok_status_name[ti->status]));
-	bad |= json_object_set_new(
-	    o, "failedCount", json_integer(ti->failed_count));
-	bad |= tokfile_set_time(o, "lastFailureTime", ti->last_failure_ms);
-	bad |= json_object_set_new(o, "lastFailureReason",
-	    ti->last_failure_reason[0] != '\0'
-	        ? json_string(ti->last_failure_reason)
-	        : json_null());
-	bad |= json_object_set_new(o, "tags", tags);
-	bad |= json_object_set_new(o, "note", json_string(ti->note));
-	/* 1 means "no end known": the same as none once read back. */
-	bad |= tokfile_set_time(o, "cooldownUntil",
-	    ti->cooldown_until_ms > 1 ? ti->cooldown_until_ms : 0);
-	bad |= tokfile_set_time(o, "lastUsedTime", ti->last_used_ms);
-	if (extra != NULL)
-		bad |= tokfile_extras_set(o, extra);
-	if (bad != 0) {
-		json_decref(o);
-		return NULL;
-	}
-	return o;
-}
-
-/* ti as reading back what tokfile_entry_json made of it gives it. */
-static void
-tokfile_as_written(struct tok_info *ti)
-{
-	if (ti->last_failure_ms < 0)
-		ti->last_failure_ms = 0;
-	if (ti->cooldown_until_ms <= 1)
-		ti->cooldown_until_ms = 0;
-	if (ti->last_used_ms < 0)
-		ti->last_used_ms = 0;
 }
 
 /* ---- reading: the scanner ---- */
@@ -1758,56 +1672,201 @@ out:
 /* ---- writing ---- */
 
 /*
- * The document for the live table, keeping base's unknown keys (base may
- * be NULL); with nf, what the document says goes into nf too, the next
- * base.
+ * The text is printed here as json_dumps(JSON_INDENT(2)) of the document
+ * would print it, byte for byte (the fuzz target compares them), so a
+ * large pool never becomes a jansson tree: with 100,000 tokens that tree
+ * took seconds to build and 230 MB the master then kept.
  */
-static json_t *
-tokfile_build(
-    struct tok_table *t, const struct tokfile *base, struct tokfile *nf)
+#define TOKFILE_INDENT "\n        " /* a newline, then two spaces a level */
+
+static int
+tokfile_nl(struct buf *b, unsigned depth)
 {
-	json_t *doc = NULL, *maps[TOK_NTYPES] = { NULL }, *e;
+	return buf_append(b, TOKFILE_INDENT, 1 + 2 * depth);
+}
+
+static int
+tokfile_key_put(struct buf *b, const char *key)
+{
+	int rc;
+
+	if ((rc = buf_json_str(b, key, strlen(key))) != 0)
+		return rc;
+	return buf_append(b, ": ", 2);
+}
+
+/* A string; "" is null when empty_null. Not UTF-8: jansson refuses it. */
+static int
+tokfile_str_put(struct buf *b, const char *s, bool empty_null)
+{
+	const unsigned char *p = (const unsigned char *)s, *end;
+	size_t k;
+
+	if (empty_null && *s == '\0')
+		return buf_append(b, "null", 4);
+	for (end = p + strlen(s); p < end; p += k)
+		if ((k = *p < 0x80 ? 1 : tokfile_utf8_len(p, end)) == 0)
+			return WP_EINVAL;
+	return buf_json_str(b, s, strlen(s));
+}
+
+static int
+tokfile_time_put(struct buf *b, int64_t ms)
+{
+	if (ms <= 0)
+		return buf_append(b, "null", 4);
+	return buf_printf(b, "%lld", (long long)ms);
+}
+
+/*
+ * The members of an object's text (tokfile_extras) at depth, each after
+ * a comma: jansson's own dump of each value, its lines moved in.
+ */
+static int
+tokfile_extras_put(struct buf *b, const char *text, unsigned depth)
+{
+	json_error_t jerr;
+	json_t *x, *v;
+	const char *key, *line, *nl;
+	char *d;
+	bool bad = false;
+
+	if ((x = json_loads(text, 0, &jerr)) == NULL)
+		return WP_ENOMEM; /* we wrote it: out of memory */
+	json_object_foreach(x, key, v)
+	{
+		if (buf_append(b, ",", 1) != 0 || tokfile_nl(b, depth) != 0 ||
+		    tokfile_key_put(b, key) != 0 ||
+		    (d = json_dumps(v, JSON_INDENT(2) | JSON_ENCODE_ANY)) ==
+		        NULL) {
+			bad = true;
+			break;
+		}
+		for (line = d; !bad && (nl = strchr(line, '\n')) != NULL;
+		     line = nl + 1)
+			bad = buf_append(b, line, (size_t)(nl - line)) != 0 ||
+			    tokfile_nl(b, depth) != 0;
+		bad = bad || buf_puts(b, line) != 0;
+		free(d);
+		if (bad)
+			break;
+	}
+	json_decref(x);
+	return bad ? WP_ENOMEM : 0;
+}
+
+/* One token's "token": {...} at depth 2: the seed's keys, ours, extra's. */
+static int
+tokfile_entry_put(struct buf *b, const struct tok_info *ti, const char *extra)
+{
+	uint32_t i;
+
+	if (tokfile_key_put(b, ti->token) != 0 ||
+	    buf_printf(b,
+	        "{\n      \"createdTime\": %lld,\n      \"remainingQueries\": "
+	        "%d,\n      \"heavyremainingQueries\": %d,\n      \"status\": "
+	        "\"%s\",\n      \"failedCount\": %u,\n      "
+	        "\"lastFailureTime\": ",
+	        (long long)ti->created_ms, ti->remaining, ti->heavy_remaining,
+	        tok_status_name[ti->status], ti->failed_count) != 0 ||
+	    tokfile_time_put(b, ti->last_failure_ms) != 0 ||
+	    buf_puts(b, ",\n      \"lastFailureReason\": ") != 0 ||
+	    tokfile_str_put(b, ti->last_failure_reason, true) != 0 ||
+	    buf_puts(b, ",\n      \"tags\": [") != 0)
+		return -1;
+	for (i = 0; i < ti->ntags; i++)
+		if ((i > 0 && buf_append(b, ",", 1) != 0) ||
+		    tokfile_nl(b, 4) != 0 ||
+		    tokfile_str_put(b, ti->tags[i], false) != 0)
+			return -1;
+	if ((ti->ntags > 0 && tokfile_nl(b, 3) != 0) ||
+	    buf_puts(b, "],\n      \"note\": ") != 0 ||
+	    tokfile_str_put(b, ti->note, false) != 0 ||
+	    buf_puts(b, ",\n      \"cooldownUntil\": ") != 0 ||
+	    /* 1 means "no end known": the same as none once read back. */
+	    tokfile_time_put(b,
+	        ti->cooldown_until_ms > 1 ? ti->cooldown_until_ms : 0) != 0 ||
+	    buf_puts(b, ",\n      \"lastUsedTime\": ") != 0 ||
+	    tokfile_time_put(b, ti->last_used_ms) != 0 ||
+	    (extra != NULL && tokfile_extras_put(b, extra, 3) != 0) ||
+	    tokfile_nl(b, 2) != 0 || buf_append(b, "}", 1) != 0)
+		return -1;
+	return 0;
+}
+
+/* ti as reading back what tokfile_entry_put made of it gives it. */
+static void
+tokfile_as_written(struct tok_info *ti)
+{
+	if (ti->last_failure_ms < 0)
+		ti->last_failure_ms = 0;
+	if (ti->cooldown_until_ms <= 1)
+		ti->cooldown_until_ms = 0;
+	if (ti->last_used_ms < 0)
+		ti->last_used_ms = 0;
+}
+
+/* The tokens of one type as the members of its map, at depth 2. */
+static int
+tokfile_map_put(struct buf *b, struct tok_table *t, enum tok_type type,
+    const struct tokfile *base, struct tokfile *nf)
+{
 	const struct tokfile_ent *be;
 	const char *extra;
 	struct tok_info ti;
 	uint32_t iter = 0;
-	unsigned i;
-	int bad = 0;
+	bool first = true, bad = false;
 
-	if ((doc = json_object()) == NULL)
-		return NULL;
-	for (i = 0; i < TOK_NTYPES; i++) {
-		if ((maps[i] = json_object()) == NULL ||
-		    json_object_set_new(doc, tok_type_name[i], maps[i]) != 0)
-			goto fail;
-	}
-	if (base != NULL && base->top != 0) {
-		extra = base->strs + base->top;
-		bad |= tokfile_extras_set(doc, extra);
-		if (nf != NULL)
-			bad |= tokfile_strs_add(
-			    nf, extra, strlen(extra), &nf->top);
-	}
-	while (bad == 0 && tok_next(t, &iter, &ti) == 0) {
+	while (!bad && tok_next(t, &iter, &ti) == 0) {
+		if (ti.type != type)
+			continue;
 		be = tokfile_lookup(base, ti.token);
 		extra = be != NULL && be->extra != 0 ? base->strs + be->extra
 		                                     : NULL;
-		if ((e = tokfile_entry_json(&ti, extra)) == NULL)
-			goto fail;
-		bad |= json_object_set_new(maps[ti.type], ti.token, e);
-		if (nf != NULL) {
+		bad = (!first && buf_append(b, ",", 1) != 0) ||
+		    tokfile_nl(b, 2) != 0 ||
+		    tokfile_entry_put(b, &ti, extra) != 0;
+		first = false;
+		if (!bad && nf != NULL) {
+			/* WP_EEXIST: moved to the other map as we went. */
 			tokfile_as_written(&ti);
-			bad |= tokfile_add(nf, &ti, extra);
+			bad = tokfile_add(nf, &ti, extra) != 0;
 		}
 	}
-	explicit_bzero(&ti, sizeof(ti));
-	if (bad != 0)
-		goto fail;
-	return doc;
-fail:
-	explicit_bzero(&ti, sizeof(ti));
-	json_decref(doc);
-	return NULL;
+	explicit_bzero(&ti, sizeof(ti)); /* a token */
+	return bad || (!first && tokfile_nl(b, 1) != 0) ? -1 : 0;
+}
+
+/*
+ * The live table as token.json's text into b (no final newline), keeping
+ * base's unknown keys (base may be NULL); with nf, what the text says
+ * also goes into nf, the next base. Returns 0 or -1 (out of memory, past
+ * TOKFILE_MAX_BYTES, a string that is not UTF-8).
+ */
+static int
+tokfile_text(struct tok_table *t, const struct tokfile *base,
+    struct tokfile *nf, struct buf *b)
+{
+	const char *top =
+	    base != NULL && base->top != 0 ? base->strs + base->top : NULL;
+	unsigned i;
+
+	if (buf_append(b, "{", 1) != 0)
+		return -1;
+	for (i = 0; i < TOK_NTYPES; i++)
+		if ((i > 0 && buf_append(b, ",", 1) != 0) ||
+		    tokfile_nl(b, 1) != 0 ||
+		    tokfile_key_put(b, tok_type_name[i]) != 0 ||
+		    buf_append(b, "{", 1) != 0 ||
+		    tokfile_map_put(b, t, (enum tok_type)i, base, nf) != 0 ||
+		    buf_append(b, "}", 1) != 0)
+			return -1;
+	if (top != NULL &&
+	    (tokfile_extras_put(b, top, 1) != 0 ||
+	        (nf != NULL &&
+	            tokfile_strs_add(nf, top, strlen(top), &nf->top) != 0)))
+		return -1;
+	return tokfile_nl(b, 0) != 0 || buf_append(b, "}", 1) != 0 ? -1 : 0;
 }
 
 /* mkdir -p of the folder dir, new levels mode 0700. */
@@ -1896,24 +1955,19 @@ int
 tokfile_write(struct tok_table *t, const char *path, struct tokfile **basep)
 {
 	struct tokfile *nf = NULL;
-	json_t *doc = NULL;
-	char *text = NULL;
-	size_t len = 0;
+	struct buf b;
 	bool renamed = false;
 	int rc, saved;
 
+	buf_init(&b, TOKFILE_MAX_BYTES);
 	if ((nf = tokfile_new(tok_table_count(t),
 	         *basep != NULL ? (*basep)->strs_len : 0)) == NULL ||
-	    (doc = tokfile_build(t, *basep, nf)) == NULL ||
-	    (text = json_dumps(doc, JSON_INDENT(2))) == NULL) {
+	    tokfile_text(t, *basep, nf, &b) != 0 ||
+	    buf_append(&b, "\n", 1) != 0) { /* files end with a newline */
 		rc = WP_ENOMEM;
 		goto out;
 	}
-	json_decref(doc); /* before the disk: a large pool's tree is big */
-	doc = NULL;
-	len = strlen(text);
-	text[len] = '\n'; /* over the NUL: files end with a newline */
-	rc = tokfile_replace(path, text, len + 1, &renamed);
+	rc = tokfile_replace(path, b.p, b.len, &renamed);
 	if (renamed) {
 		/* The file is nf now, even if the folder's fsync failed. */
 		tokfile_free(*basep);
@@ -1922,11 +1976,9 @@ tokfile_write(struct tok_table *t, const char *path, struct tokfile **basep)
 	}
 out:
 	saved = errno;
-	if (text != NULL) {
-		explicit_bzero(text, len + 1); /* tokens */
-		free(text);
-	}
-	json_decref(doc);
+	if (b.p != NULL)
+		explicit_bzero(b.p, b.len); /* tokens */
+	buf_fini(&b);
 	tokfile_free(nf);
 	errno = saved;
 	return rc;
@@ -1935,12 +1987,13 @@ out:
 char *
 tokfile_dump(struct tok_table *t)
 {
-	json_t *doc;
-	char *text;
+	struct buf b;
 
-	if ((doc = tokfile_build(t, NULL, NULL)) == NULL)
-		return NULL;
-	text = json_dumps(doc, JSON_INDENT(2));
-	json_decref(doc);
-	return text;
+	buf_init(&b, TOKFILE_MAX_BYTES);
+	if (tokfile_text(t, NULL, NULL, &b) == 0)
+		return buf_take(&b);
+	if (b.p != NULL)
+		explicit_bzero(b.p, b.len); /* tokens */
+	buf_fini(&b);
+	return NULL;
 }

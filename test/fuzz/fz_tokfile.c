@@ -13,7 +13,8 @@
  * full); merging a file with itself changes nothing; tokfile_dump reads
  * back, loads into a fresh table with every field equal, and dumps to
  * the same text; the table stays consistent through picks, charges,
- * failures and cooling.
+ * failures and cooling; a dump is byte for byte what json_dumps prints
+ * for the same document.
  *
  * Input: the token.json file.
  */
@@ -168,6 +169,22 @@ tf_same(const struct tok_info *a, const struct tok_info *b)
 	    TF_COOL(a->cooldown_until_ms) == TF_COOL(b->cooldown_until_ms));
 }
 
+/* The text is exactly what jansson prints for the same document. */
+static void
+tf_as_jansson(const char *text)
+{
+	json_error_t jerr;
+	json_t *doc = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
+	char *again;
+
+	FUZZ_CHECK(doc != NULL);
+	again = json_dumps(doc, JSON_INDENT(2));
+	FUZZ_CHECK(again != NULL && strcmp(again, text) == 0);
+	sodium_memzero(again, strlen(again));
+	free(again);
+	json_decref(doc);
+}
+
 /* tokfile_dump of t reads back into an equal table that dumps the same. */
 static void
 tf_round_trip(struct tok_table *t)
@@ -181,6 +198,7 @@ tf_round_trip(struct tok_table *t)
 
 	dump = tokfile_dump(t);
 	FUZZ_CHECK(dump != NULL);
+	tf_as_jansson(dump);
 	f2 = tf_read(dump, strlen(dump), &rc, err, sizeof(err));
 	FUZZ_CHECK(rc == 0);
 	FUZZ_CHECK(tokfile_count(f2) == tok_table_count(t));

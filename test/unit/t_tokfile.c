@@ -294,6 +294,17 @@ TEST(t_round_trip)
 	/* And again, from what we wrote (the new base). */
 	EXPECT_INT_EQ(tokfile_write(t2, out, &f2), 0);
 	text = get_file(out);
+	/* Byte for byte what jansson prints, unknown fields included. */
+	doc = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
+	EXPECT(doc != NULL);
+	{
+		char *again = json_dumps(doc, JSON_INDENT(2));
+
+		EXPECT(again != NULL && strlen(text) == strlen(again) + 1 &&
+		    strncmp(text, again, strlen(again)) == 0);
+		free(again);
+	}
+	json_decref(doc);
 	EXPECT_CONTAINS(text, "\"mystery\": true");
 	EXPECT_CONTAINS(text, "\"x-extra\": {");
 	EXPECT_CONTAINS(text, "\"comment\": \"kept\"");
