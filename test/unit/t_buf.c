@@ -41,6 +41,9 @@ same_as_jansson(const char *s, size_t n)
 	buf_fini(&b);
 }
 
+/* A string literal, without its NUL. */
+#define SAME(lit) same_as_jansson(lit, sizeof(lit) - 1)
+
 TEST(t_json_str)
 {
 	char all[128];
@@ -50,12 +53,11 @@ TEST(t_json_str)
 		all[i] = (char)i; /* every ASCII byte, NUL and controls too */
 	same_as_jansson(all, sizeof(all));
 	same_as_jansson("", 0);
-	same_as_jansson("plain", 5);
-	same_as_jansson("\"", 1);
-	same_as_jansson("a\\b/c</script>\x7f", 16);
-	same_as_jansson(
-	    "\xe4\xbd\xa0\xe5\xa5\xbd \xf0\x9f\x98\x80 \xe2\x80\xa8", 17);
-	same_as_jansson("end\n", 4);
+	SAME("plain");
+	SAME("\"");
+	SAME("a\\b/c</script>\x7f");
+	SAME("\xe4\xbd\xa0\xe5\xa5\xbd \xf0\x9f\x98\x80 \xe2\x80\xa8");
+	SAME("end\n");
 }
 
 TEST(t_json_str_cap)
