@@ -678,38 +678,6 @@ tokfile_null(struct tokfile_scan *s)
 	return true;
 }
 
-/* Length of the valid UTF-8 sequence at p, as jansson checks it, or 0. */
-static size_t
-tokfile_utf8_len(const unsigned char *p, const unsigned char *end)
-{
-	size_t n, i;
-	uint32_t cp;
-
-	if (*p >= 0xc2 && *p <= 0xdf) {
-		n = 2;
-		cp = *p & 0x1fu;
-	} else if (*p >= 0xe0 && *p <= 0xef) {
-		n = 3;
-		cp = *p & 0x0fu;
-	} else if (*p >= 0xf0 && *p <= 0xf4) {
-		n = 4;
-		cp = *p & 0x07u;
-	} else {
-		return 0;
-	}
-	if ((size_t)(end - p) < n)
-		return 0;
-	for (i = 1; i < n; i++) {
-		if ((p[i] & 0xc0) != 0x80)
-			return 0;
-		cp = cp << 6 | (p[i] & 0x3fu);
-	}
-	if ((n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-	    (n == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-		return 0;
-	return n;
-}
-
 /*
  * The string at s->p into dst (size bytes with the NUL). Returns 0, or -1
  * when it does not fit, holds an escape (jansson decodes those) or is not
@@ -727,8 +695,9 @@ tokfile_str_scan(struct tokfile_scan *s, char *dst, size_t size)
 	for (q = p; q < end && *q != '"'; q += k) {
 		if (*q - 0x20u < 0x60u && *q != '\\')
 			k = 1; /* printable ASCII */
-		else if ((k = tokfile_utf8_len(q, end)) == 0)
-			return -1; /* and so are a backslash, a control char */
+		else if (*q < 0x80 ||
+		    (k = util_utf8_seq(q, (size_t)(end - q))) == 0)
+			return -1; /* a backslash, a control char, bad UTF-8 */
 	}
 	if (q == end || (size_t)(q - p) >= size)
 		return -1;
@@ -1705,7 +1674,7 @@ tokfile_str_put(struct buf *b, const char *s, bool empty_null)
 	if (empty_null && *s == '\0')
 		return buf_append(b, "null", 4);
 	for (end = p + strlen(s); p < end; p += k)
-		if ((k = *p < 0x80 ? 1 : tokfile_utf8_len(p, end)) == 0)
+		if ((k = util_utf8_seq(p, (size_t)(end - p))) == 0)
 			return WP_EINVAL;
 	return buf_json_str(b, s, strlen(s));
 }
