@@ -216,15 +216,19 @@ function kbField(file, name) {
 
 // Memory of a process tree in MiB: the sum of VmRSS (shared pages, the
 // shm segment and libraries, counted once per process), of RssShmem, and
-// of Pss (shared pages split between their users: the honest total).
-function memory(pid) {
+// (withPss) of Pss (shared pages split between their users: the honest
+// total). Reading smaps_rollup walks the page tables under the process's
+// mmap_lock: 20-30 ms for a worker holding 5,000 streams, during which
+// its brk and mmap wait. Sampled every 0.5 s it held frames back by tens
+// to hundreds of ms, so a figure that times frames reads Pss only once.
+function memory(pid, withPss = true) {
 	const m = { rss: 0, shmem: 0, pss: 0, procs: 0 };
 	for (const p of tree(pid)) {
 		const st = procStat(p);
 		if (!st || st[0] === 'Z') continue;
 		m.rss += kbField(`/proc/${p}/status`, 'VmRSS');
 		m.shmem += kbField(`/proc/${p}/status`, 'RssShmem');
-		m.pss += kbField(`/proc/${p}/smaps_rollup`, 'Pss');
+		if (withPss) m.pss += kbField(`/proc/${p}/smaps_rollup`, 'Pss');
 		m.procs++;
 	}
 	for (const k of ['rss', 'shmem', 'pss']) m[k] /= 1024;
@@ -533,30 +537,40 @@ async function figThroughput() {
 }
 
 // 10,000 open streams, one line a second each, 2 workers (nginx: 2).
+// The fake runs a thread per connection (-P), so each stream's lines
+// leave at their own time: suspended, its streams are resumed on a grid
+// and 10,000 of them arrive in bursts of ~150 lines every 16 ms, which
+// the floor itself cannot pass in under 5 ms.
 async function figStreams() {
 	say(`${P.streams} concurrent streams, a line every ${P.streamMs} ms`);
 	const msg = `[tokens=${P.streamLines}] [interval=${P.streamMs}] [stamp] [nothink] Tick.`;
 	const r = R.streams = {};
 	const one = async (x, mk) => {
-		const fake = await startFake({ cpu: LOAD, args: ['-M', '8192', '-c', '30000'] });
+		const fake = await startFake({ cpu: LOAD, args: ['-M', '8192', '-c', '30000', '-P'] });
 		const srv = await mk(fake);
 		const proc = srv || fake;
 		const peak = { rss: 0, pss: 0, shmem: 0, procs: 0 };
-		let sampling = true;
+		let sampling = true, pss = 0;
 		const sampler = (async () => {
 			while (sampling) {
-				const m = memory(proc.pid);
+				const m = memory(proc.pid, false);
 				if (m.rss > peak.rss) Object.assign(peak, m);
 				await sleep(500);
 			}
 		})();
+		// Pss once, a second after the last stream opened: all are open.
+		const onLine = (l) => {
+			if (/all \d+ requests sent/.test(l))
+				setTimeout(() => { if (sampling) pss = memory(proc.pid).pss; }, 1000);
+		};
 		try {
 			const q = x.grok ? grokRequest(msg) : openaiRequest(msg, true);
 			const o = await load(srv ? srv.port : fake.port, q, ['-c', P.streams, '-n', P.streams, '-K',
 				'-r', P.streamRate, '-t', P.streams / P.streamRate + P.streamLines * P.streamMs / 1000 + 30,
-				...streamArgs(x, P.streamLines)]);
+				...streamArgs(x, P.streamLines)], { onLine });
 			sampling = false;
 			await sampler;
+			peak.pss = pss;
 			const y = r[x.name] ??= { ok: [], n: P.streams, peakOpen: [], p99: [], max: [], ttfb: [], rss: [], pss: [], shmem: [], procs: 0 };
 			y.ok.push(o.ok);
 			y.ttfb.push(o.ttfb_us.p99);
@@ -713,7 +727,7 @@ function table() {
 		const ok = (n) => (S[n] ? `${S[n].ok.join(', ')} of ${S[n].n} complete; peak ${Math.max(...S[n].peakOpen)} open; first byte p99 ${spread(S[n].ttfb.map((v) => v / 1000), 0)} ms` : 'n/a');
 		row(`${P.streams} concurrent streams, a line each ${P.streamMs} ms, 2 workers: complete`, ok('webproxyd'), ok('nginx'), ok('direct'),
 			'all', S.webproxyd.ok.every((v) => v === P.streams));
-		const mem = (n) => (S[n] && S[n].rss.length ? `${spread(S[n].rss, 0)} MiB VmRSS sum (${S[n].procs} processes; shm ${fmt(median(S[n].shmem), 0)} MiB of it); Pss ${spread(S[n].pss, 0)} MiB` : 'n/a');
+		const mem = (n) => (S[n] && S[n].rss.length ? `${spread(S[n].rss, 0)} MiB VmRSS sum (${S[n].procs} processes; shm ${fmt(median(S[n].shmem), 0)} MiB of it); Pss ${spread(S[n].pss, 0)} MiB with all open` : 'n/a');
 		row('  total RSS, peak during the run', mem('webproxyd'), mem('nginx'), '—', '≤ 512 MiB',
 			median(S.webproxyd.rss) <= 512);
 		const d = (n) => (S[n] ? `${spread(S[n].p99, 0)} µs; max ${spread(S[n].max, 0)} µs` : 'n/a');

@@ -7,7 +7,7 @@
  *
  *   fakegrok [-d] [-l HOST:PORT] [-t THREADS] [-c MAXCONN] [-r RECORDS]
  *            [-m MODEL]... [-q QUOTA] [-H HEAVY] [-w WINDOW_S]
- *            [-W FAULT_WAIT_S] [-T IDLE_S] [-M CONN_MEM]
+ *            [-W FAULT_WAIT_S] [-T IDLE_S] [-M CONN_MEM] [-P]
  *
  *   -l  listen address (127.0.0.1:0; port 0 picks a free port)
  *   -d  debug log on stderr, one line per request
@@ -18,6 +18,8 @@
  *   -w  windowSizeSeconds (72000)      -W  waitTimeSeconds of fault-429
  *   -T  idle connection timeout, s (600; 0 = none)
  *   -M  MHD memory per connection, bytes (16384; MHD touches all of it)
+ *   -P  a thread per connection; a timed line sleeps in it instead of
+ *       suspending the connection (smooth lines for test/bench)
  *
  * Prints exactly one line to stdout, "listening HOST:PORT", once it
  * accepts connections. SIGINT/SIGTERM stop it; exit 0, 1 if it cannot
@@ -161,6 +163,7 @@
 #define FG_IDLE_S   600
 #define FG_CONN_MEM (16 * 1024)
 #define FG_THREADS  2
+#define FG_STACK    (256 * 1024) /* -P: per connection thread */
 
 static const char fg_cf_page[] =
     "<!DOCTYPE html><html lang=\"en-US\"><head><title>Just a moment..."
@@ -186,7 +189,8 @@ fg_usage(void)
 	    "usage: fakegrok [-d] [-l host:port] [-t threads] [-c maxconn] "
 	    "[-r records]\n"
 	    "                [-m model]... [-q quota] [-H heavy] [-w window_s]"
-	    "\n                [-W fault_wait_s] [-T idle_s] [-M conn_mem]\n");
+	    "\n                [-W fault_wait_s] [-T idle_s] [-M conn_mem] [-P]"
+	    "\n");
 }
 
 /* ---- replies ---- */
@@ -1039,6 +1043,9 @@ fg_start(int fd, const struct fg_opts *o)
 	size_t conn_mem = (size_t)o->conn_mem;
 	struct MHD_OptionItem opts[] = {
 		{ MHD_OPTION_LISTEN_SOCKET, fd, NULL },
+		{ fg_conf.sleep_lines ? MHD_OPTION_THREAD_STACK_SIZE
+		                      : MHD_OPTION_LISTEN_SOCKET,
+		    fg_conf.sleep_lines ? FG_STACK : fd, NULL },
 		{ MHD_OPTION_CONNECTION_LIMIT, (intptr_t)o->maxconn, NULL },
 		{ MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)o->idle_s, NULL },
 		/*
@@ -1050,7 +1057,9 @@ fg_start(int fd, const struct fg_opts *o)
 		    NULL },
 		{ MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)fg_on_connection,
 		    NULL },
-		{ threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END,
+		{ threads > 1 && !fg_conf.sleep_lines
+		        ? MHD_OPTION_THREAD_POOL_SIZE
+		        : MHD_OPTION_END,
 		    threads, NULL },
 		{ MHD_OPTION_END, 0, NULL },
 	};
@@ -1061,6 +1070,18 @@ fg_start(int fd, const struct fg_opts *o)
 	 */
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
 	    MHD_ALLOW_SUSPEND_RESUME;
+
+	/*
+	 * -P: 0.9.75 walks every suspended connection on each resume, so
+	 * suspended streams need their lines batched on a grid (fg_timer.c),
+	 * which makes 10,000 streams arrive in bursts of ~150 lines. A
+	 * thread per connection sleeps until each line is due instead:
+	 * smooth arrivals, no walks, 10,000 sleeping threads.
+	 */
+	if (fg_conf.sleep_lines)
+		flags = MHD_USE_INTERNAL_POLLING_THREAD |
+		    MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL |
+		    MHD_ALLOW_SUSPEND_RESUME;
 
 	if (o->debug)
 		flags |= MHD_USE_ERROR_LOG;
@@ -1094,6 +1115,7 @@ fg_args(int argc, char **argv, struct fg_opts *o)
 		{ "fault-wait", required_argument, NULL, 'W' },
 		{ "idle-timeout", required_argument, NULL, 'T' },
 		{ "conn-mem", required_argument, NULL, 'M' },
+		{ "thread-per-conn", no_argument, NULL, 'P' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -1103,7 +1125,7 @@ fg_args(int argc, char **argv, struct fg_opts *o)
 
 	while (rc == 0 &&
 	    (ch = getopt_long(
-	         argc, argv, "l:dt:c:r:m:q:H:w:W:T:M:h", lo, NULL)) != -1) {
+	         argc, argv, "l:dt:c:r:m:q:H:w:W:T:M:Ph", lo, NULL)) != -1) {
 		switch (ch) {
 		case 'l':
 			listen = optarg;
@@ -1144,6 +1166,9 @@ fg_args(int argc, char **argv, struct fg_opts *o)
 			break;
 		case 'M':
 			rc = fg_num(optarg, 4096, 1 << 24, "-M", &o->conn_mem);
+			break;
+		case 'P':
+			fg_conf.sleep_lines = true;
 			break;
 		default:
 			rc = WP_EINVAL;

@@ -88,6 +88,13 @@ uint64_t fg_timer_slack(uint64_t wait_ns);
 void fg_timer_quit(void);
 /* Join the thread; call after MHD_stop_daemon. */
 void fg_timer_stop(void);
+/*
+ * -P (a thread per connection): instead of suspending, sleep in the
+ * calling thread until w->due_ns (FG_WAIT_DUE) or for good (FG_WAIT_HOLD),
+ * watching w->fd for the client leaving and fg_timer_quit. Returns 0 when
+ * due, WP_EINVAL (w->aborted set) when the client left or we are quitting.
+ */
+int fg_timer_sleep(struct fg_wait *w);
 size_t fg_timer_count(void);
 
 /* ---- fg_store.c: configuration, counters, tokens, uploads, records ---- */
@@ -114,6 +121,7 @@ struct fg_conf {
 	size_t nrecords;
 	const char **models; /* extra known modelName values (--model) */
 	size_t nmodels;
+	bool sleep_lines; /* -P: a timed line sleeps in its own thread */
 };
 
 extern struct fg_conf fg_conf;

@@ -969,11 +969,22 @@ fg_stream_next(struct fg_stream *st)
 	return 1;
 }
 
+/*
+ * Wait for the next line: 0 after suspending (MHD calls the reader again
+ * after the resume), or, with -P, 1 once it is due after sleeping here.
+ */
 static ssize_t
 fg_stream_wait(struct fg_stream *st, enum fg_wait_mode m, uint64_t due)
 {
 	st->wait.mode = m;
 	st->wait.due_ns = due;
+	if (fg_conf.sleep_lines) {
+		if (fg_timer_sleep(&st->wait) != 0) {
+			st->aborted = true; /* the client left, or quitting */
+			return MHD_CONTENT_READER_END_WITH_ERROR;
+		}
+		return 1;
+	}
 	st->wait.slack_ns =
 	    fg_timer_slack((uint64_t)st->interval_ms * 1000000ull);
 	MHD_suspend_connection(st->wait.conn);
@@ -990,6 +1001,7 @@ static ssize_t
 fg_stream_fill(struct fg_stream *st, size_t max)
 {
 	uint64_t now, step = (uint64_t)st->interval_ms * 1000000ull;
+	ssize_t wr;
 	int rc;
 
 	while (!st->cut && !st->done) {
@@ -1007,9 +1019,11 @@ fg_stream_fill(struct fg_stream *st, size_t max)
 				break;
 			}
 			now = fg_mono_ns();
-			if (now < st->next_due_ns)
-				return fg_stream_wait(
-				    st, FG_WAIT_DUE, st->next_due_ns);
+			if (now < st->next_due_ns &&
+			    (wr = fg_stream_wait(
+			         st, FG_WAIT_DUE, st->next_due_ns)) != 1)
+				return wr;
+			now = fg_mono_ns();
 			st->next_due_ns += step;
 			if (st->next_due_ns < now)
 				st->next_due_ns = now;

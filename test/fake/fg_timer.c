@@ -15,11 +15,14 @@
  * from MHD threads.
  */
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "err.h"
 #include "log.h"
@@ -40,6 +43,8 @@ static pthread_t fg_timer_thr;
 static struct fg_wait **fg_heap;
 static size_t fg_heap_len, fg_heap_cap;
 static bool fg_timer_quitting, fg_timer_stopping, fg_timer_running;
+/* Readable once fg_timer_quit ran: wakes every fg_timer_sleep at once. */
+static int fg_timer_quitfd = -1;
 
 static void
 fg_heap_swap(size_t a, size_t b)
@@ -286,6 +291,8 @@ fg_timer_start(void)
 		return WP_ESYS;
 	}
 	(void)pthread_condattr_destroy(&ca);
+	if ((fg_timer_quitfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
+		return WP_ESYS;
 	if ((e = pthread_create(&fg_timer_thr, NULL, fg_timer_main, NULL)) !=
 	    0) {
 		errno = e;
@@ -302,6 +309,9 @@ fg_timer_quit(void)
 	fg_timer_quitting = true;
 	(void)pthread_cond_signal(&fg_timer_cv);
 	WP_ASSERT(pthread_mutex_unlock(&fg_timer_mtx) == 0);
+	if (fg_timer_quitfd >= 0 &&
+	    eventfd_write(fg_timer_quitfd, 1) != 0) /* non-blocking */
+		log_warn("timer: waking the sleeping streams");
 }
 
 void
@@ -319,6 +329,39 @@ fg_timer_stop(void)
 	fg_heap = NULL;
 	fg_heap_len = fg_heap_cap = 0;
 	(void)pthread_cond_destroy(&fg_timer_cv);
+	close_fd(&fg_timer_quitfd);
+}
+
+int
+fg_timer_sleep(struct fg_wait *w)
+{
+	struct pollfd p[2];
+	struct timespec ts, *tsp;
+	uint64_t now, left;
+
+	p[0].fd = w->fd;
+	p[0].events = POLLRDHUP; /* the client's FIN; HUP and ERR come too */
+	p[1].fd = fg_timer_quitfd;
+	p[1].events = POLLIN;
+	for (;;) {
+		now = fg_mono_ns();
+		if (w->mode == FG_WAIT_DUE && now >= w->due_ns)
+			return 0;
+		tsp = NULL;
+		if (w->mode == FG_WAIT_DUE) {
+			left = w->due_ns - now;
+			ts.tv_sec = (time_t)(left / 1000000000ull);
+			ts.tv_nsec = (long)(left % 1000000000ull);
+			tsp = &ts;
+		}
+		p[0].revents = p[1].revents = 0;
+		if (ppoll(p, 2, tsp, NULL) < 0 && errno != EINTR)
+			break;
+		if (p[0].revents != 0 || p[1].revents != 0 || w->fd < 0)
+			break;
+	}
+	atomic_store(&w->aborted, true);
+	return WP_EINVAL;
 }
 
 size_t
