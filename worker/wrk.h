@@ -222,6 +222,7 @@ struct wrk_req {
 	const char *url;
 	char *body;
 	size_t len, cap;
+	size_t announced; /* Content-Length, 0 = none */
 	unsigned status;
 	struct wrk_chat *chat; /* a chat in progress, owned here */
 	/*

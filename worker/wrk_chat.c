@@ -307,8 +307,13 @@ wrk_chat_resumed(struct wrk_chat *c, struct MHD_Connection *conn)
 		chat_suspend(c); /* woken early: nothing to say yet */
 		return MHD_YES;
 	}
+	/*
+	 * The block is a buffer MHD allocates per response and fills only
+	 * for HTTP/1.0 (chunked frames go straight to the connection's
+	 * buffer): 16 KiB of it was ~130 MiB at 10,000 streams.
+	 */
 	resp = MHD_create_response_from_callback(
-	    MHD_SIZE_UNKNOWN, 16384, chat_reader, c, NULL);
+	    MHD_SIZE_UNKNOWN, 1024, chat_reader, c, NULL);
 	if (resp == NULL)
 		return MHD_NO;
 	(void)MHD_add_response_header(
