@@ -702,17 +702,16 @@ static void wrk_http_listen(struct wrk *w, bool on);
 static void
 wrk_http_on_listen(struct wrk *w, struct wrk_ev *ev, uint32_t events)
 {
+	unsigned i, n = wrk_http_connections(w);
 	struct sockaddr_storage ss;
 	struct wrk_mhd *m;
 	socklen_t sl;
-	unsigned i;
 	int fd;
 
 	(void)ev;
 	(void)events;
-	for (i = 0; i < WRK_ACCEPT_BATCH; i++) {
-		if (wrk_http_connections(w) >=
-		    (unsigned)w->cfg->max_connections) {
+	for (i = 0; i < WRK_ACCEPT_BATCH; i++, n++) {
+		if (n >= (unsigned)w->cfg->max_connections) {
 			wrk_http_listen(w, false); /* back when one closes */
 			return;
 		}
