@@ -1420,8 +1420,12 @@ tok_set_reason(struct tok_row *r, const char *reason, int64_t now_ms)
 {
 	if (reason == NULL)
 		reason = "";
-	/* Reasons are for humans: a cut one is fine. */
+	/*
+	 * Reasons are for humans: a cut one is fine, but it stays UTF-8
+	 * (token.json refuses anything else, and would never be written).
+	 */
 	(void)util_strlcpy(r->reason, reason, sizeof(r->reason));
+	util_utf8_clean(r->reason);
 	r->last_failure_ms = now_ms;
 }
 

@@ -992,6 +992,24 @@ scale(uint32_t n)
 	tbl_free(&b);
 }
 
+/* A reason cut inside a UTF-8 sequence is still UTF-8. */
+TEST(t_reason_cut)
+{
+	struct tbl b;
+	struct tok_table *t = tbl_new(&b, 4);
+	char reason[TOK_REASON_MAX + 8], want[TOK_REASON_MAX + 1];
+	uint32_t row = add(t, "R", TOK_NORMAL, 5, -1), gen = 0;
+
+	memset(reason, 'a', TOK_REASON_MAX - 1);
+	memcpy(reason + TOK_REASON_MAX - 1, "\xc3\xa9 tail", 8); /* é cut */
+	memset(want, 'a', TOK_REASON_MAX - 1);
+	memcpy(want + TOK_REASON_MAX - 1, "?", 2);
+	EXPECT_INT_EQ(tok_find(t, "R", &row, &gen), 0);
+	EXPECT_INT_EQ(tok_fail(t, row, gen, 500, reason, T0), 0);
+	EXPECT_STR_EQ(get(t, "R").last_failure_reason, want);
+	tbl_free(&b);
+}
+
 /* The rate-limits endpoint is asked once per window, not per answer. */
 TEST(t_sync_due)
 {
@@ -1063,6 +1081,7 @@ main(void)
 	RUN(t_stats);
 	RUN(t_random);
 	RUN(t_sync_due);
+	RUN(t_reason_cut);
 	RUN(t_scale);
 	TH_DONE();
 }
