@@ -31,6 +31,14 @@ buf_reset(struct buf *b)
 		b->p[0] = '\0';
 }
 
+void
+buf_truncate(struct buf *b, size_t len)
+{
+	b->len = len;
+	if (b->p != NULL)
+		b->p[len] = '\0';
+}
+
 static int
 buf_reserve(struct buf *b, size_t more)
 {
@@ -110,8 +118,7 @@ buf_json_str(struct buf *b, const char *s, size_t n)
 	if ((rc = buf_append(b, "\"", 1)) == 0)
 		return 0;
 fail:
-	b->len = mark;
-	b->p[mark] = '\0';
+	buf_truncate(b, mark);
 	return rc;
 }
 

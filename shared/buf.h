@@ -21,6 +21,8 @@ void buf_init(struct buf *b, size_t max);
 void buf_fini(struct buf *b);
 /* Forget the contents, keep the memory. */
 void buf_reset(struct buf *b);
+/* Cut back to the first len bytes (len <= b->len): undo a partial append. */
+void buf_truncate(struct buf *b, size_t len);
 /* Returns 0, WP_ETOOBIG (would pass max; b unchanged) or WP_ENOMEM. */
 int buf_append(struct buf *b, const void *data, size_t len);
 int buf_puts(struct buf *b, const char *s);

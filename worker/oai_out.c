@@ -454,10 +454,8 @@ oai_put_json(json_t *j, bool sse, struct buf *out)
 	rc = sse ? buf_append(out, "\n\n", 2) : 0;
 out:
 	json_decref(j);
-	if (rc != 0 && out->p != NULL) {
-		out->len = mark;
-		out->p[mark] = '\0';
-	}
+	if (rc != 0)
+		buf_truncate(out, mark);
 	return rc;
 }
 
@@ -600,6 +598,23 @@ oai_prepend(struct buf *t, const char *s)
 }
 
 /*
+ * oai_head's fields as text, for the objects written by hand:
+ * {"id":..,"object":..,"created":..,"model":..,"system_fingerprint":null,
+ */
+static int
+oai_head_text(const struct oai_out *o, const char *object, struct buf *b)
+{
+	int rc;
+
+	if ((rc = buf_printf(b,
+	         "{\"id\":\"%s\",\"object\":\"%s\",\"created\":%lld,\"model\":",
+	         o->id, object, (long long)o->created)) != 0 ||
+	    (rc = buf_json_str(b, o->model, strlen(o->model))) != 0)
+		return rc;
+	return buf_puts(b, ",\"system_fingerprint\":null,");
+}
+
+/*
  * The frame oai_chunk makes for a delta of text, written out by hand: it
  * goes out for every piece of a stream, and building and dumping a tree
  * for each was most of the output side's cost. All or nothing at out's
@@ -613,15 +628,11 @@ oai_put_frame(
 	int rc;
 
 	if (o->head.len == 0 &&
-	    ((rc = buf_printf(&o->head,
-	          "data: {\"id\":\"%s\",\"object\":\"chat.completion.chunk\","
-	          "\"created\":%lld,\"model\":",
-	          o->id, (long long)o->created)) != 0 ||
-	        (rc = buf_json_str(&o->head, o->model, strlen(o->model))) !=
+	    ((rc = buf_puts(&o->head, "data: ")) != 0 ||
+	        (rc = oai_head_text(o, "chat.completion.chunk", &o->head)) !=
 	            0 ||
 	        (rc = buf_puts(&o->head,
-	             ",\"system_fingerprint\":null,\"choices\":[{\"index\":0,"
-	             "\"delta\":{")) != 0)) {
+	             "\"choices\":[{\"index\":0,\"delta\":{")) != 0)) {
 		buf_reset(&o->head);
 		return rc;
 	}
@@ -631,12 +642,8 @@ oai_put_frame(
 	    (rc = buf_printf(out, "\"%s\":", key)) != 0 ||
 	    (rc = buf_json_str(out, t->p, t->len)) != 0 ||
 	    (rc = buf_puts(out,
-	         "},\"logprobs\":null,\"finish_reason\":null}]}\n\n")) != 0) {
-		if (out->p != NULL) {
-			out->len = mark;
-			out->p[mark] = '\0';
-		}
-	}
+	         "},\"logprobs\":null,\"finish_reason\":null}]}\n\n")) != 0)
+		buf_truncate(out, mark);
 	return rc;
 }
 
@@ -805,13 +812,9 @@ oai_finish_body(struct oai_out *o, const char *finish, struct buf *out)
 	size_t mark = out->len;
 	int rc;
 
-	if ((rc = buf_printf(out,
-	         "{\"id\":\"%s\",\"object\":\"chat.completion\","
-	         "\"created\":%lld,\"model\":",
-	         o->id, (long long)o->created)) != 0 ||
-	    (rc = buf_json_str(out, o->model, strlen(o->model))) != 0 ||
+	if ((rc = oai_head_text(o, "chat.completion", out)) != 0 ||
 	    (rc = buf_puts(out,
-	         ",\"system_fingerprint\":null,\"choices\":[{\"index\":0,"
+	         "\"choices\":[{\"index\":0,"
 	         "\"message\":{\"role\":\"assistant\",\"content\":")) != 0 ||
 	    (rc = buf_json_str(out, o->content.p != NULL ? o->content.p : "",
 	         o->content.len)) != 0 ||
@@ -826,12 +829,8 @@ oai_finish_body(struct oai_out *o, const char *finish, struct buf *out)
 	         finish, (unsigned long)o->prompt_tokens,
 	         (unsigned long)o->completion_tokens,
 	         (unsigned long)o->prompt_tokens +
-	             (unsigned long)o->completion_tokens)) != 0) {
-		if (out->p != NULL) {
-			out->len = mark;
-			out->p[mark] = '\0';
-		}
-	}
+	             (unsigned long)o->completion_tokens)) != 0)
+		buf_truncate(out, mark);
 	return rc;
 }
 
