@@ -288,6 +288,16 @@ wrk_up_timeout_ms(const struct wrk *w, int64_t now, int timeout)
 	return timeout;
 }
 
+static void
+wrk_up_ask_timer(struct wrk_up *u, int64_t now)
+{
+	long ms = -1;
+
+	if (curl_multi_timeout(u->multi, &ms) != CURLM_OK)
+		ms = 1;
+	u->due_ms = ms < 0 ? -1 : now + ms;
+}
+
 void
 wrk_up_run_due(struct wrk *w)
 {
@@ -305,12 +315,13 @@ wrk_up_run_due(struct wrk *w)
 		(void)curl_multi_socket_action(
 		    u->multi, CURL_SOCKET_TIMEOUT, 0, &running);
 		/*
-		 * curl calls back only when its deadline moves. It did not:
-		 * we came early (it rounds the timeout down to the ms), so
-		 * the deadline is still ahead, within the next ms.
+		 * curl calls back only when its deadline moves, and not
+		 * always when its last timer goes (7.88 leaves an idle
+		 * worker waking every ms). It did not call: ask it (1 while
+		 * less than a ms is left, -1 when none).
 		 */
 		if (!u->timer_set)
-			u->due_ms = now + 1;
+			wrk_up_ask_timer(u, now);
 		wrk_up_check_done(w, u);
 	}
 }

@@ -4,8 +4,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { test } from 'node:test';
 
-import { alive, request, shmSegments, sleep, startDaemon, tokenFile }
-	from './lib.mjs';
+import { alive, chat, request, shmSegments, sleep, startDaemon, startWithFake,
+	tokenFile, workersOf } from './lib.mjs';
 
 test('process titles name each role', async () => {
 	const d = await startDaemon({ workers: 2, tokens: tokenFile(['n1']) });
@@ -86,4 +86,24 @@ test('SIGQUIT: graceful stop, exit 0', async () => {
 	assert.equal(ex.code, 0, d.log);
 	assert.match(d.log, /graceful stop/);
 	assert.match(d.log, /webproxyd stopped/);
+});
+
+// An idle worker sleeps in epoll_wait until its once-a-second tick: it
+// must not keep waking for a timer curl no longer has (each wake-up is a
+// voluntary context switch).
+test('an idle worker after chats wakes about once a second, not every ms', async () => {
+	const d = await startWithFake({ workers: 1, tokens: tokenFile(['n1']) });
+	try {
+		for (let i = 0; i < 3; i++)
+			assert.equal((await chat(d, { model: 'grok-3-fast',
+				messages: [{ role: 'user', content: 'hi' }] })).status, 200);
+		await sleep(300);
+		const [w] = workersOf(d);
+		const switches = () => Number(fs.readFileSync(`/proc/${w.pid}/status`, 'utf8')
+			.match(/^voluntary_ctxt_switches:\s+(\d+)/m)[1]);
+		const before = switches();
+		await sleep(2000);
+		const woke = switches() - before;
+		assert.ok(woke <= 20, `idle worker woke ${woke} times in 2 s`);
+	} finally { await d.stop(); }
 });
