@@ -727,7 +727,7 @@ adm_probe_fini(struct wrk *w, struct adm_probe *p)
 		curl_easy_cleanup(p->x.easy);
 		p->x.easy = NULL;
 	}
-	curl_slist_free_all(p->hdrs); /* it holds the token's cookie */
+	grok_headers_free(p->hdrs); /* it holds the token's cookie */
 	p->hdrs = NULL;
 	free(p->payload);
 	p->payload = NULL;

@@ -257,7 +257,8 @@ grok_hdr_ok(unsigned char ch, bool cookie)
 {
 	if (ch < 0x20 || ch == 0x7f)
 		return false;
-	return !cookie || strchr(" ;,\"\\", ch) == NULL;
+	return !cookie ||
+	    (ch != ' ' && ch != ';' && ch != ',' && ch != '"' && ch != '\\');
 }
 
 /*
@@ -297,22 +298,18 @@ grok_hdr_unprefix(const char *v, const char *prefix)
 	return strncmp(v, prefix, n) == 0 ? v + n : v;
 }
 
-/* "Name: value" with value cleaned, appended to *l. */
+/* "Name: value" with value cleaned, ended by a NUL, appended to b. */
 static int
-grok_hdr_add(
-    struct curl_slist **l, struct buf *b, const char *name, const char *value)
+grok_hdr_add(struct buf *b, const char *name, const char *value)
 {
-	struct curl_slist *n;
+	size_t len = b->len;
 	int rc;
 
-	buf_reset(b);
-	if ((rc = buf_printf(b, "%s: ", name)) != 0 ||
-	    (rc = grok_hdr_clean(b, value, false)) != 0)
-		return rc;
-	if ((n = curl_slist_append(*l, b->p)) == NULL)
-		return WP_ENOMEM;
-	*l = n;
-	return 0;
+	if ((rc = buf_puts(b, name)) != 0 || (rc = buf_puts(b, ": ")) != 0 ||
+	    (rc = grok_hdr_clean(b, value, false)) != 0 ||
+	    (rc = buf_append(b, "", 1)) != 0)
+		buf_truncate(b, len);
+	return rc;
 }
 
 /* The Chrome (or Edge) major version in a user agent, or 0. */
@@ -335,7 +332,7 @@ grok_ua_version(const char *ua, const char *product)
  * non-Chromium UA (Firefox, Safari) sends none.
  */
 static int
-grok_hdr_hints(struct curl_slist **l, struct buf *b, const char *ua)
+grok_hdr_hints(struct buf *b, const char *ua)
 {
 	unsigned chrome = grok_ua_version(ua, "Chrome/");
 	unsigned edge = grok_ua_version(ua, "Edg/");
@@ -350,8 +347,8 @@ grok_hdr_hints(struct curl_slist **l, struct buf *b, const char *ua)
 	    "\"Chromium\";v=\"%u\"",
 	    edge ? "Microsoft Edge" : "Google Chrome", edge ? edge : chrome,
 	    chrome); /* fits: versions are at most 6 digits */
-	if ((rc = grok_hdr_add(l, b, "Sec-Ch-Ua", v)) != 0 ||
-	    (rc = grok_hdr_add(l, b, "Sec-Ch-Ua-Mobile",
+	if ((rc = grok_hdr_add(b, "Sec-Ch-Ua", v)) != 0 ||
+	    (rc = grok_hdr_add(b, "Sec-Ch-Ua-Mobile",
 	         strstr(ua, "Mobile") ? "?1" : "?0")) != 0)
 		return rc;
 	if (strstr(ua, "Android"))
@@ -366,20 +363,17 @@ grok_hdr_hints(struct curl_slist **l, struct buf *b, const char *ua)
 		platform = "\"Linux\"";
 	if (platform == NULL)
 		return 0;
-	return grok_hdr_add(l, b, "Sec-Ch-Ua-Platform", platform);
+	return grok_hdr_add(b, "Sec-Ch-Ua-Platform", platform);
 }
 
 /* sso-rw=<t>; sso=<t>[; cf_clearance=<v>], as the browser sends it. */
 static int
-grok_hdr_cookie(struct curl_slist **l, struct buf *b, const struct cfg *c,
-    const char *token)
+grok_hdr_cookie(struct buf *b, const struct cfg *c, const char *token)
 {
 	const char *t = grok_hdr_unprefix(token, "sso=");
 	const char *cf = grok_hdr_unprefix(c->cf_clearance, "cf_clearance=");
-	struct curl_slist *n;
 	int rc;
 
-	buf_reset(b);
 	if ((rc = buf_puts(b, "Cookie: sso-rw=")) != 0 ||
 	    (rc = grok_hdr_clean(b, t, true)) != 0 ||
 	    (rc = buf_puts(b, "; sso=")) != 0 ||
@@ -389,10 +383,7 @@ grok_hdr_cookie(struct curl_slist **l, struct buf *b, const struct cfg *c,
 	    ((rc = buf_puts(b, "; cf_clearance=")) != 0 ||
 	        (rc = grok_hdr_clean(b, cf, true)) != 0))
 		return rc;
-	if ((n = curl_slist_append(*l, b->p)) == NULL)
-		return WP_ENOMEM;
-	*l = n;
-	return 0;
+	return buf_append(b, "", 1);
 }
 
 /* upstream_url without trailing slashes, into o. */
@@ -406,57 +397,77 @@ grok_origin(const struct cfg *c, char *o, size_t len)
 		o[n - 1] = '\0';
 }
 
+/*
+ * The lines in b (each ended by its NUL) as a curl_slist in one block:
+ * the nodes, then the text they point into. free() releases it all.
+ */
+static struct curl_slist *
+grok_hdr_list(const struct buf *b)
+{
+	struct curl_slist *l;
+	size_t i, n = 0;
+	char *text;
+
+	for (i = 0; i < b->len; i++)
+		n += b->p[i] == '\0';
+	if (n == 0 || (l = malloc(n * sizeof(*l) + b->len)) == NULL)
+		return NULL;
+	text = memcpy((char *)(l + n), b->p, b->len);
+	for (i = 0; i < n; i++) {
+		l[i].data = text;
+		l[i].next = i + 1 < n ? &l[i + 1] : NULL;
+		text += strlen(text) + 1;
+	}
+	return l;
+}
+
 struct curl_slist *
 grok_headers_ext(const struct cfg *c, const char *token, const char *statsig,
     const char *request_id, const char *referer, const char *content_type)
 {
 	char origin[CFG_STR_MAX], ref[CFG_STR_MAX + 1];
-	struct curl_slist *l = NULL, *n;
+	struct curl_slist *l = NULL;
 	struct buf b;
-	int rc;
 
 	buf_init(&b, GROK_HDR_MAX);
 	grok_origin(c, origin, sizeof(origin));
 	(void)snprintf(ref, sizeof(ref), "%s/", origin); /* fits: +1 */
-	if ((rc = grok_hdr_add(&l, &b, "Accept", "*/*")) != 0 ||
-	    (rc = grok_hdr_add(&l, &b, "Accept-Language", "zh-CN,zh;q=0.9")) !=
+	if (grok_hdr_add(&b, "Accept", "*/*") != 0 ||
+	    grok_hdr_add(&b, "Accept-Language", "zh-CN,zh;q=0.9") != 0 ||
+	    grok_hdr_add(&b, "Content-Type",
+	        content_type != NULL ? content_type : "application/json") !=
 	        0 ||
-	    (rc = grok_hdr_add(&l, &b, "Content-Type",
-	         content_type != NULL ? content_type : "application/json")) !=
-	        0 ||
-	    (rc = grok_hdr_add(&l, &b, "Origin", origin)) != 0 ||
-	    (rc = grok_hdr_add(
-	         &l, &b, "Referer", referer != NULL ? referer : ref)) != 0 ||
-	    (rc = grok_hdr_add(&l, &b, "Priority", "u=1, i")) != 0 ||
-	    (rc = grok_hdr_add(&l, &b, "User-Agent", c->user_agent)) != 0 ||
-	    (rc = grok_hdr_hints(&l, &b, c->user_agent)) != 0 ||
-	    (rc = grok_hdr_add(&l, &b, "Sec-Fetch-Dest", "empty")) != 0 ||
-	    (rc = grok_hdr_add(&l, &b, "Sec-Fetch-Mode", "cors")) != 0 ||
-	    (rc = grok_hdr_add(&l, &b, "Sec-Fetch-Site", "same-origin")) != 0 ||
-	    (rc = grok_hdr_add(&l, &b, "Baggage", GROK_BAGGAGE)) != 0)
+	    grok_hdr_add(&b, "Origin", origin) != 0 ||
+	    grok_hdr_add(&b, "Referer", referer != NULL ? referer : ref) != 0 ||
+	    grok_hdr_add(&b, "Priority", "u=1, i") != 0 ||
+	    grok_hdr_add(&b, "User-Agent", c->user_agent) != 0 ||
+	    grok_hdr_hints(&b, c->user_agent) != 0 ||
+	    grok_hdr_add(&b, "Sec-Fetch-Dest", "empty") != 0 ||
+	    grok_hdr_add(&b, "Sec-Fetch-Mode", "cors") != 0 ||
+	    grok_hdr_add(&b, "Sec-Fetch-Site", "same-origin") != 0 ||
+	    grok_hdr_add(&b, "Baggage", GROK_BAGGAGE) != 0)
 		goto out;
 	/* An empty statsig ([E]'s fixed mode with no value) goes unsent. */
 	if (statsig != NULL && *statsig != '\0' &&
-	    (rc = grok_hdr_add(&l, &b, "x-statsig-id", statsig)) != 0)
+	    grok_hdr_add(&b, "x-statsig-id", statsig) != 0)
 		goto out;
 	if (request_id != NULL && *request_id != '\0' &&
-	    (rc = grok_hdr_add(&l, &b, "x-xai-request-id", request_id)) != 0)
-		goto out;
-	if ((rc = grok_hdr_cookie(&l, &b, c, token)) != 0)
+	    grok_hdr_add(&b, "x-xai-request-id", request_id) != 0)
 		goto out;
 	/* "Expect:" with no value: libcurl then adds no 100-continue. */
-	if ((n = curl_slist_append(l, "Expect:")) == NULL) {
-		rc = WP_ENOMEM;
+	if (grok_hdr_cookie(&b, c, token) != 0 ||
+	    buf_append(&b, "Expect:", sizeof("Expect:")) != 0)
 		goto out;
-	}
-	l = n;
+	l = grok_hdr_list(&b);
 out:
 	buf_fini(&b);
-	if (rc != 0) {
-		curl_slist_free_all(l);
-		l = NULL;
-	}
 	return l;
+}
+
+void
+grok_headers_free(struct curl_slist *l)
+{
+	free(l);
 }
 
 struct curl_slist *

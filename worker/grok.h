@@ -72,10 +72,12 @@ void grok_request_id(char *out);
  * The header list for one grok.com call: the browser-like headers of the
  * reference, Cookie: sso-rw=<token>; sso=<token>[; cf_clearance=...],
  * x-statsig-id, x-xai-request-id, User-Agent, Content-Type. NULL on
- * ENOMEM. Caller frees with curl_slist_free_all.
+ * ENOMEM. One allocation (no node of it may be freed alone or appended
+ * to): the caller frees it with grok_headers_free.
  */
 struct curl_slist *grok_headers(const struct cfg *c, const char *token,
     const char *statsig, const char *request_id);
+void grok_headers_free(struct curl_slist *l);
 /*
  * The same, with another Referer (the video flow's
  * <upstream>/imagine/<post id>; NULL = "<upstream>/") and another

@@ -262,7 +262,7 @@ media_op_free(struct media_op *op)
 		return;
 	if (op->x.easy != NULL)
 		curl_easy_cleanup(op->x.easy);
-	curl_slist_free_all(op->hdrs);
+	grok_headers_free(op->hdrs);
 	free(op->payload);
 	buf_fini(&op->body);
 	if (op->fd >= 0) {

@@ -369,8 +369,8 @@ chat_rl_done(struct wrk *w, struct wrk_xfer *x, CURLcode rc)
 	else
 		log_debug("rate-limits: status %ld, %s", status,
 		    curl_easy_strerror(rc));
-	curl_easy_cleanup(x->easy);
-	curl_slist_free_all(r->hdrs);
+	wrk_up_easy_put(w, x->easy);
+	grok_headers_free(r->hdrs);
 	free(r->payload);
 	buf_fini(&r->body);
 	r->magic = 0;
@@ -401,11 +401,10 @@ chat_refresh_quota(struct wrk_chat *c)
 	r->x.arg = r;
 	r->x.done = chat_rl_done;
 	if (r->payload == NULL || r->hdrs == NULL ||
-	    (r->x.easy = curl_easy_init()) == NULL)
+	    (r->x.easy = wrk_up_easy(w)) == NULL)
 		goto fail;
 	(void)snprintf(
 	    url, sizeof(url), "%s/rest/rate-limits", w->cfg->upstream_url);
-	wrk_up_defaults(w, r->x.easy);
 	wrk_proxy_get(w, proxy, sizeof(proxy));
 	(void)curl_easy_setopt(r->x.easy, CURLOPT_URL, url);
 	(void)curl_easy_setopt(r->x.easy, CURLOPT_PROXY, proxy);
@@ -418,9 +417,8 @@ chat_refresh_quota(struct wrk_chat *c)
 		goto fail;
 	return;
 fail:
-	if (r->x.easy != NULL)
-		curl_easy_cleanup(r->x.easy);
-	curl_slist_free_all(r->hdrs);
+	wrk_up_easy_put(w, r->x.easy);
+	grok_headers_free(r->hdrs);
 	free(r->payload);
 	buf_fini(&r->body);
 	free(r);
@@ -1250,7 +1248,7 @@ chat_images_answer(struct wrk_chat *c)
 static void
 chat_attempt_reset(struct wrk_chat *c)
 {
-	curl_slist_free_all(c->hdrs);
+	grok_headers_free(c->hdrs);
 	c->hdrs = NULL;
 	free(c->payload);
 	c->payload = NULL;
@@ -1390,12 +1388,13 @@ chat_send(struct wrk_chat *c)
 		chat_answer_error(c, 500, "internal_error", "out of memory");
 		return;
 	}
-	if (c->x.easy == NULL && (c->x.easy = curl_easy_init()) == NULL) {
+	if (c->x.easy != NULL) { /* a retry */
+		curl_easy_reset(c->x.easy);
+		wrk_up_defaults(w, c->x.easy);
+	} else if ((c->x.easy = wrk_up_easy(w)) == NULL) {
 		chat_answer_error(c, 500, "internal_error", "out of memory");
 		return;
 	}
-	curl_easy_reset(c->x.easy);
-	wrk_up_defaults(w, c->x.easy);
 	wrk_proxy_get(w, c->proxy, sizeof(c->proxy));
 	(void)snprintf(url, sizeof(url), "%s/rest/app-chat/conversations/new",
 	    cfg->upstream_url);
@@ -1805,9 +1804,8 @@ wrk_chat_free(struct wrk *w, struct wrk_chat *c)
 		w->chats = c->next;
 	if (c->next != NULL)
 		c->next->prev = c->prev;
-	if (c->x.easy != NULL)
-		curl_easy_cleanup(c->x.easy);
-	curl_slist_free_all(c->hdrs);
+	wrk_up_easy_put(w, c->x.easy);
+	grok_headers_free(c->hdrs);
 	free(c->payload);
 	free(c->message);
 	free(c->final_text);

@@ -207,11 +207,39 @@ wrk_up_fini(struct wrk *w)
 {
 	unsigned i;
 
+	while (w->nspare > 0)
+		curl_easy_cleanup(w->spare[--w->nspare]);
 	for (i = 0; i < w->nup; i++) {
 		wrk_up_free(w->up[i]);
 		w->up[i] = NULL;
 	}
 	w->nup = 0;
+}
+
+CURL *
+wrk_up_easy(struct wrk *w)
+{
+	CURL *easy;
+
+	if (w->nspare > 0)
+		easy = w->spare[--w->nspare];
+	else if ((easy = curl_easy_init()) == NULL)
+		return NULL;
+	wrk_up_defaults(w, easy);
+	return easy;
+}
+
+void
+wrk_up_easy_put(struct wrk *w, CURL *easy)
+{
+	if (easy == NULL)
+		return;
+	if (w->nspare == WRK_UP_SPARE) {
+		curl_easy_cleanup(easy);
+		return;
+	}
+	curl_easy_reset(easy); /* forgets our pointers and the cookie */
+	w->spare[w->nspare++] = easy;
 }
 
 /*

@@ -450,7 +450,7 @@ http_headers(struct fuzz_in *in)
 		}
 	}
 	FUZZ_CHECK(cookies == 1);
-	curl_slist_free_all(l);
+	grok_headers_free(l);
 out:
 	free(token);
 	free(statsig);

@@ -589,7 +589,7 @@ TEST(headers_browser_set)
 	EXPECT_STR_EQ(hget(l, "Cookie"), "sso-rw=eyJ.tok.sig; sso=eyJ.tok.sig");
 	EXPECT_STR_EQ(hget(l, "Expect"), "");
 	EXPECT(hget(l, "Accept-Encoding") == NULL); /* libcurl's job */
-	curl_slist_free_all(l);
+	grok_headers_free(l);
 
 	/* Hints follow the UA; a non-Chromium UA sends none. */
 	hcfg_init(UA_MAC, "");
@@ -601,7 +601,7 @@ TEST(headers_browser_set)
 	EXPECT_STR_EQ(hget(l, "Content-Type"), "text/plain;charset=UTF-8");
 	EXPECT(hget(l, "x-statsig-id") == NULL);
 	EXPECT(hget(l, "x-xai-request-id") == NULL);
-	curl_slist_free_all(l);
+	grok_headers_free(l);
 	hcfg_init("Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 "
 	          "Firefox/128.0",
 	    "");
@@ -609,7 +609,7 @@ TEST(headers_browser_set)
 	EXPECT(hget(l, "Sec-Ch-Ua") == NULL);
 	EXPECT(hget(l, "Sec-Ch-Ua-Platform") == NULL);
 	EXPECT_STR_EQ(hget(l, "Sec-Fetch-Mode"), "cors");
-	curl_slist_free_all(l);
+	grok_headers_free(l);
 }
 
 TEST(headers_cookie)
@@ -620,13 +620,13 @@ TEST(headers_cookie)
 	l = grok_headers(&hcfg, "sso=eyJ.x.y", "s", "r");
 	EXPECT_STR_EQ(hget(l, "Cookie"),
 	    "sso-rw=eyJ.x.y; sso=eyJ.x.y; cf_clearance=abc.DEF-123_456");
-	curl_slist_free_all(l);
+	grok_headers_free(l);
 
 	hcfg_init(UA_WIN, "abc");
 	l = grok_headers(&hcfg, " eyJ.x.y", "s", "r");
 	EXPECT_STR_EQ(
 	    hget(l, "Cookie"), "sso-rw=eyJ.x.y; sso=eyJ.x.y; cf_clearance=abc");
-	curl_slist_free_all(l);
+	grok_headers_free(l);
 }
 
 TEST(headers_no_injection)
@@ -652,7 +652,7 @@ TEST(headers_no_injection)
 	    "sso-rw=tokX-Evil:tokother=1; sso=tokX-Evil:tokother=1; "
 	    "cf_clearance=vX-Evil:cfadmin=1");
 	EXPECT_STR_EQ(hget(l, "x-statsig-id"), "stX-Evil: s");
-	curl_slist_free_all(l);
+	grok_headers_free(l);
 }
 
 /* ---- the NDJSON reader ------------------------------------------------- */
