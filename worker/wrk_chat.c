@@ -369,7 +369,7 @@ chat_rl_done(struct wrk *w, struct wrk_xfer *x, CURLcode rc)
 	else
 		log_debug("rate-limits: status %ld, %s", status,
 		    curl_easy_strerror(rc));
-	wrk_up_easy_put(w, x->easy);
+	wrk_up_easy_put(w, x->easy, false);
 	grok_headers_free(r->hdrs);
 	free(r->payload);
 	buf_fini(&r->body);
@@ -401,7 +401,7 @@ chat_refresh_quota(struct wrk_chat *c)
 	r->x.arg = r;
 	r->x.done = chat_rl_done;
 	if (r->payload == NULL || r->hdrs == NULL ||
-	    (r->x.easy = wrk_up_easy(w)) == NULL)
+	    (r->x.easy = wrk_up_easy(w, false)) == NULL)
 		goto fail;
 	(void)snprintf(
 	    url, sizeof(url), "%s/rest/rate-limits", w->cfg->upstream_url);
@@ -417,7 +417,7 @@ chat_refresh_quota(struct wrk_chat *c)
 		goto fail;
 	return;
 fail:
-	wrk_up_easy_put(w, r->x.easy);
+	wrk_up_easy_put(w, r->x.easy, false);
 	grok_headers_free(r->hdrs);
 	free(r->payload);
 	buf_fini(&r->body);
@@ -1388,10 +1388,15 @@ chat_send(struct wrk_chat *c)
 		chat_answer_error(c, 500, "internal_error", "out of memory");
 		return;
 	}
+	/*
+	 * A whole answer is held anyway: read it in 16 KiB pieces (a 10 KB
+	 * answer: one recv and one poll, not three each). Streams keep the
+	 * small buffer (10,000 of them).
+	 */
 	if (c->x.easy != NULL) { /* a retry */
 		curl_easy_reset(c->x.easy);
-		wrk_up_defaults(w, c->x.easy);
-	} else if ((c->x.easy = wrk_up_easy(w)) == NULL) {
+		wrk_up_easy_defaults(w, c->x.easy, !c->stream);
+	} else if ((c->x.easy = wrk_up_easy(w, !c->stream)) == NULL) {
 		chat_answer_error(c, 500, "internal_error", "out of memory");
 		return;
 	}
@@ -1804,7 +1809,7 @@ wrk_chat_free(struct wrk *w, struct wrk_chat *c)
 		w->chats = c->next;
 	if (c->next != NULL)
 		c->next->prev = c->prev;
-	wrk_up_easy_put(w, c->x.easy);
+	wrk_up_easy_put(w, c->x.easy, !c->stream);
 	grok_headers_free(c->hdrs);
 	free(c->payload);
 	free(c->message);

@@ -554,6 +554,7 @@ wrk_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
 #define WRK_MHD_MAGIC    0x4d484431u
 #define WRK_MHD_FILL     64
 #define WRK_ACCEPT_BATCH 128 /* accepts per wake-up: the rest next turn */
+#define WRK_MHD_RERUN    3   /* extra runs in a row while MHD wants them */
 /*
  * MHD's memory per connection: the request head (~12 KiB of headers at
  * most), then the response head and the frames on their way out. MHD
@@ -802,7 +803,7 @@ wrk_http_run(struct wrk *w)
 	MHD_UNSIGNED_LONG_LONG to;
 	struct wrk_mhd *m;
 	int64_t now = util_mono_ms();
-	unsigned i;
+	unsigned i, k;
 
 	/* A callback may add a daemon (w->nmhd) or mark one run already. */
 	for (i = 0; i < w->nmhd; i++) {
@@ -810,11 +811,24 @@ wrk_http_run(struct wrk *w)
 		if (!m->ready && (m->due_ms < 0 || m->due_ms > now))
 			continue;
 		m->ready = false;
-		(void)MHD_run(m->d); /* errors are per connection */
-		/* Its timeout changes only when it runs, or is marked. */
-		m->due_ms = MHD_get_timeout(m->d, &to) == MHD_YES
-		    ? now + (to < INT32_MAX ? (int64_t)to : INT32_MAX)
-		    : -1;
+		/*
+		 * After an answer MHD wants two more runs at once (the
+		 * connection back to reading): do them here rather than
+		 * through two more turns of the loop (an epoll_wait each).
+		 */
+		for (k = 0;; k++) {
+			(void)MHD_run(m->d); /* errors are per connection */
+			if (MHD_get_timeout(m->d, &to) != MHD_YES) {
+				m->due_ms = -1;
+				break;
+			}
+			/* Its timeout changes only when it runs, or is marked.
+			 */
+			m->due_ms =
+			    now + (to < INT32_MAX ? (int64_t)to : INT32_MAX);
+			if (to != 0 || m->ready || k == WRK_MHD_RERUN)
+				break;
+		}
 	}
 	if (!w->draining && !w->accept_paused && !w->ev_listen.added &&
 	    wrk_http_connections(w) < (unsigned)w->cfg->max_connections)

@@ -148,6 +148,8 @@ wrk_loop(struct wrk *w)
 		atomic_store_explicit(
 		    &w->me->heartbeat_ms, util_mono_ms(), memory_order_relaxed);
 		wrk_http_run(w);
+		/* Transfers the requests just read added: start them now. */
+		wrk_up_run_due(w);
 		if (w->draining &&
 		    (wrk_http_connections(w) == 0 ||
 		        util_mono_ms() >= w->drain_until_ms))

@@ -46,7 +46,8 @@
 /* Idle connections kept: the first handle's, and each overflow one's. */
 #define WRK_UP_IDLE_FIRST 256L
 #define WRK_UP_IDLE_MORE  16L
-#define WRK_UP_BUFFER     4096L /* CURLOPT_BUFFERSIZE: wrk_up_defaults */
+#define WRK_UP_BUFFER     4096L  /* CURLOPT_BUFFERSIZE: wrk_up_defaults */
+#define WRK_UP_BUFFER_BIG 16384L /* curl's default: wrk_up_easy big */
 
 /* One multi handle with its own connection cache and deadline. */
 struct wrk_up {
@@ -207,8 +208,9 @@ wrk_up_fini(struct wrk *w)
 {
 	unsigned i;
 
-	while (w->nspare > 0)
-		curl_easy_cleanup(w->spare[--w->nspare]);
+	for (i = 0; i < 2; i++)
+		while (w->nspare[i] > 0)
+			curl_easy_cleanup(w->spare[i][--w->nspare[i]]);
 	for (i = 0; i < w->nup; i++) {
 		wrk_up_free(w->up[i]);
 		w->up[i] = NULL;
@@ -216,30 +218,39 @@ wrk_up_fini(struct wrk *w)
 	w->nup = 0;
 }
 
+void
+wrk_up_easy_defaults(const struct wrk *w, CURL *easy, bool big)
+{
+	wrk_up_defaults(w, easy);
+	if (big)
+		(void)curl_easy_setopt(
+		    easy, CURLOPT_BUFFERSIZE, WRK_UP_BUFFER_BIG);
+}
+
 CURL *
-wrk_up_easy(struct wrk *w)
+wrk_up_easy(struct wrk *w, bool big)
 {
 	CURL *easy;
 
-	if (w->nspare > 0)
-		easy = w->spare[--w->nspare];
+	if (w->nspare[big] > 0)
+		easy = w->spare[big][--w->nspare[big]];
 	else if ((easy = curl_easy_init()) == NULL)
 		return NULL;
-	wrk_up_defaults(w, easy);
+	wrk_up_easy_defaults(w, easy, big);
 	return easy;
 }
 
 void
-wrk_up_easy_put(struct wrk *w, CURL *easy)
+wrk_up_easy_put(struct wrk *w, CURL *easy, bool big)
 {
 	if (easy == NULL)
 		return;
-	if (w->nspare == WRK_UP_SPARE) {
+	if (w->nspare[big] == WRK_UP_SPARE) {
 		curl_easy_cleanup(easy);
 		return;
 	}
 	curl_easy_reset(easy); /* forgets our pointers and the cookie */
-	w->spare[w->nspare++] = easy;
+	w->spare[big][w->nspare[big]++] = easy;
 }
 
 /*
