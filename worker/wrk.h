@@ -99,6 +99,14 @@ struct wrk_conn {
 	unsigned busy;         /* requests in progress on it */
 	int64_t idle_since_ms; /* monotonic; meaningful while busy == 0 */
 	bool shut;             /* we closed it while draining */
+	/*
+	 * MHD sees no hang-up while a request is suspended: its fd stays in
+	 * our set (EPOLLRDHUP) from the first park to its close, and a
+	 * hang-up calls on_hup once if a request is parked (wrk_conn_park).
+	 */
+	struct wrk_ev hup;
+	void (*on_hup)(void *arg);
+	void *hup_arg;
 };
 
 /* Entry from the master's fork. Returns the process exit status. */
@@ -127,6 +135,13 @@ void wrk_http_tick(struct wrk *w);
  * bare MHD_resume_connection waits for the once-a-second sweep).
  */
 void wrk_http_resume(struct wrk *w, struct MHD_Connection *conn);
+/*
+ * A request of c waits suspended: on_hup(arg) if the client hangs up
+ * before wrk_conn_unpark. Returns 0, or WP_ESYS (then nobody watches).
+ */
+int wrk_conn_park(
+    struct wrk *w, struct wrk_conn *c, void (*on_hup)(void *), void *arg);
+void wrk_conn_unpark(struct wrk_conn *c);
 
 /* wrk_up.c: libcurl's multi handles in the worker's loop. */
 int wrk_up_init(struct wrk *w);

@@ -108,7 +108,6 @@ struct wrk_chat {
 	char *answer_body;
 	char retry_after[24];
 	int64_t t_start_ms, t_up_ms, t_out_ms;
-	struct wrk_ev watch; /* the client's fd while suspended */
 
 	/* Media: input images, generated images and videos. */
 	char base_url[CFG_STR_MAX]; /* of the links we hand out */
@@ -169,12 +168,10 @@ chat_pool_name(const struct wrk_chat *c)
 /* ---- the client side ---------------------------------------------------- */
 
 static void
-chat_on_hangup(struct wrk *w, struct wrk_ev *ev, uint32_t events)
+chat_on_hangup(void *arg)
 {
-	struct wrk_chat *c = ev->arg;
+	struct wrk_chat *c = arg;
 
-	(void)w;
-	(void)events;
 	CHECK_OBJ(c, CHAT_MAGIC);
 	log_debug("chat: client left while waiting");
 	c->client_gone = true;
@@ -186,22 +183,14 @@ chat_on_hangup(struct wrk *w, struct wrk_ev *ev, uint32_t events)
 static void
 chat_suspend(struct wrk_chat *c)
 {
-	const union MHD_ConnectionInfo *ci;
-
 	if (c->suspended || c->client_gone)
 		return;
 	MHD_suspend_connection(c->conn);
 	c->suspended = true;
 	/* MHD does not see a hang-up while suspended: we watch for it. */
-	ci =
-	    MHD_get_connection_info(c->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-	if (ci != NULL) {
-		c->watch.fd = ci->connect_fd;
-		c->watch.fn = chat_on_hangup;
-		c->watch.arg = c;
-		if (wrk_ev_add(c->w, &c->watch, EPOLLRDHUP) != 0)
-			c->watch.added = false; /* pings will notice instead */
-	}
+	if (c->rq->conn != NULL)
+		(void)wrk_conn_park(c->w, c->rq->conn, chat_on_hangup, c);
+	/* else (or on failure) pings will notice instead */
 }
 
 static void
@@ -209,8 +198,8 @@ chat_wake(struct wrk_chat *c)
 {
 	if (!c->suspended)
 		return;
-	/* MHD owns the fd and may close it: leave our set first. */
-	wrk_ev_del(c->w, &c->watch);
+	if (c->rq->conn != NULL)
+		wrk_conn_unpark(c->rq->conn);
 	c->suspended = false;
 	wrk_http_resume(c->w, c->conn); /* runs its MHD daemon at once */
 }
@@ -1668,7 +1657,6 @@ chat_start(struct wrk *w, struct wrk_req *rq, struct MHD_Connection *conn,
 	c->w = w;
 	c->rq = rq;
 	c->conn = conn;
-	c->watch.fd = -1;
 	buf_init(&c->errbody, CHAT_ERRBODY_MAX);
 	buf_init(&c->sse, CHAT_SSE_MAX);
 	grok_nd_init(&c->nd, CHAT_LINE_MAX);
@@ -1799,7 +1787,8 @@ wrk_chat_free(struct wrk *w, struct wrk_chat *c)
 	for (i = 0; i < c->nout; i++)
 		free(c->out_media[i].path);
 	free(c->post_id);
-	wrk_ev_del(w, &c->watch);
+	if (c->rq->conn != NULL && c->rq->conn->hup_arg == c)
+		wrk_conn_unpark(c->rq->conn);
 	if (c->leased && !c->committed)
 		log_debug("chat: client left before the answer");
 	chat_release(c);

@@ -604,6 +604,7 @@ wrk_conn_notify(void *cls, struct MHD_Connection *conn, void **socket_ctx,
 	m->nconn--;
 	if (c == NULL)
 		return;
+	wrk_ev_del(w, &c->hup);
 	if (c->prev != NULL)
 		c->prev->next = c->next;
 	else
@@ -612,6 +613,45 @@ wrk_conn_notify(void *cls, struct MHD_Connection *conn, void **socket_ctx,
 		c->next->prev = c->prev;
 	free(c);
 	*socket_ctx = NULL;
+}
+
+static void
+wrk_conn_on_hup(struct wrk *w, struct wrk_ev *ev, uint32_t events)
+{
+	struct wrk_conn *c = ev->arg;
+	void (*fn)(void *) = c->on_hup;
+
+	(void)events;
+	if (fn == NULL) {
+		/* Nothing parked: MHD reads the end itself (no repeats). */
+		wrk_ev_del(w, ev);
+		return;
+	}
+	c->on_hup = NULL;
+	fn(c->hup_arg);
+}
+
+int
+wrk_conn_park(
+    struct wrk *w, struct wrk_conn *c, void (*on_hup)(void *), void *arg)
+{
+	if (!c->hup.added) {
+		c->hup.fd = c->fd;
+		c->hup.fn = wrk_conn_on_hup;
+		c->hup.arg = c;
+		if (c->fd < 0 || wrk_ev_add(w, &c->hup, EPOLLRDHUP) != 0)
+			return WP_ESYS;
+	}
+	c->on_hup = on_hup;
+	c->hup_arg = arg;
+	return 0;
+}
+
+void
+wrk_conn_unpark(struct wrk_conn *c)
+{
+	c->on_hup = NULL;
+	c->hup_arg = NULL;
 }
 
 static void

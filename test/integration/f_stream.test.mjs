@@ -284,4 +284,35 @@ describe('clients that hang up', { concurrency: true }, () => {
 			assert.equal(parseCompletion(r, 'grok-4.1').content, ANSWER);
 		} finally { await d.stop(); }
 	});
+
+	// The hang-up watch belongs to the connection, not to one request:
+	// the second request of a keep-alive connection is watched too.
+	test('on a keep-alive connection, a hang-up during its second request', async () => {
+		const d = await start({ stream_first_response_timeout: 30 });
+		const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+		try {
+			const post = (message) => http.request(d.url('/v1/chat/completions'),
+				{ method: 'POST', headers: { 'content-type': 'application/json' }, agent });
+			const first = await new Promise((resolve, reject) => {
+				const req = post();
+				req.on('response', (res) => {
+					let body = '';
+					res.on('data', (b) => { body += b; });
+					res.on('end', () => resolve({ status: res.statusCode, headers: res.headers,
+						body, json: JSON.parse(body), socket: req.socket }));
+				});
+				req.on('error', reject);
+				req.end(JSON.stringify({ model: 'grok-4.1', ...user('hi') }));
+			});
+			assert.equal(parseCompletion(first, 'grok-4.1').content, ANSWER);
+			const req = post();
+			req.on('error', () => {});
+			req.end(JSON.stringify({ model: 'grok-4.1', ...user('hi [firstdelay=20000]') }));
+			await until(async () => (await d.fake.stats()).suspended === 1, 3000,
+				'the fake to park the request');
+			assert.equal(req.socket, first.socket, 'the same connection');
+			req.destroy();
+			await upstreamClosed(d, 2000);
+		} finally { agent.destroy(); await d.stop(); }
+	});
 });
