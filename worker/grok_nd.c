@@ -17,10 +17,14 @@
  * Worker only; pure (jansson), no locks, may run in a libcurl callback.
  */
 #include <limits.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <jansson.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "err.h"
 #include "grok.h"
@@ -289,13 +293,19 @@ grok_nd_object(struct grok_nd *p, const json_t *o, grok_ev_fn *fn, void *arg)
  * Most lines of an answer are plain tokens or carry nothing acted on
  * (conversation, userResponse, finalMetadata, title), and building a
  * jansson tree for each was most of a request's cost. The scan checks a
- * whole object the way json_loadb would and looks at three levels only:
- * the top, result, and result.response with the keys grok_nd_object
- * acts on. Whenever it is unsure (a key that gives another event, a
- * \u escape jansson may refuse, a number that may overflow, a duplicate
- * result) it says so and the object goes to the tree parser: both ways
- * give the same events and counts, which the nd fuzz target checks by
- * running every input both ways (grok_nd.tree_only).
+ * whole object the way json_loadb would and looks at four levels only:
+ * the top, result, result.response and its modelResponse, with the keys
+ * grok_nd_object acts on. Whenever it is unsure (a key that gives another
+ * event, a \u escape jansson may refuse, a number that may overflow, a
+ * duplicate result) it says so and the object goes to the tree parser:
+ * both ways give the same events and counts, which the nd fuzz target
+ * checks by running every input both ways (grok_nd.tree_only).
+ *
+ * Even so the scan was the largest cost of a chat in the worker, so it
+ * reads string bodies eight bytes at a time (grok_nd_plain_end), checks
+ * the values nothing is read from in one loop without a call per value
+ * (grok_nd_skip), and only the four levels above recurse. Each step takes
+ * the position and returns the next one, or NULL when unsure.
  */
 static bool
 grok_nd_space(unsigned char ch)
@@ -303,16 +313,34 @@ grok_nd_space(unsigned char ch)
 	return ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n';
 }
 
+/* The objects the scan looks into; the top one is at depth 1. */
 enum grok_nd_level {
-	ND_L_ANY,
 	ND_L_TOP,
 	ND_L_RESULT,   /* result */
 	ND_L_RESPONSE, /* result.response */
 	ND_L_MODEL,    /* result.response.modelResponse */
 };
 
+/* The keys the scan looks at, at whichever level they matter. */
+enum grok_nd_key {
+	ND_K_OTHER,
+	ND_K_ERROR,
+	ND_K_RESULT,
+	ND_K_RESPONSE,
+	ND_K_TOKEN,
+	ND_K_THINKING, /* isThinking */
+	ND_K_TAG,      /* messageTag */
+	ND_K_FINAL,    /* modelResponse */
+	ND_K_EVENT,    /* a key of response that gives another event */
+	ND_K_MESSAGE,
+	ND_K_MODEL,
+	ND_K_IMAGES, /* generatedImageUrls */
+};
+
 #define ND_SCAN_DEPTH 64 /* deeper: unsure (jansson allows 2048) */
 #define ND_MODEL_MAX  64 /* a longer model name: unsure */
+/* Brackets a value inside the object of level l may open. */
+#define ND_ROOM(l) (ND_SCAN_DEPTH - 1 - (unsigned)(l))
 
 /* A string value as it lies in the line; set false: absent or no string. */
 struct grok_nd_span {
@@ -321,9 +349,9 @@ struct grok_nd_span {
 	bool set, esc;
 };
 
+/* What the scan found in an object; end is where its bytes end. */
 struct grok_nd_scan {
-	const unsigned char *p, *end;
-	unsigned depth;
+	const unsigned char *end;
 	bool response; /* result.response is an object */
 	bool thinking; /* its isThinking is true */
 	bool header;   /* its messageTag is "header" */
@@ -331,13 +359,16 @@ struct grok_nd_scan {
 	struct grok_nd_span tok, msg, model; /* token; modelResponse's */
 };
 
-/* Not the newline: one inside an object ends it (grok_nd_inside). */
-static void
-grok_nd_scan_space(struct grok_nd_scan *sc)
+/*
+ * Past white space but the newline: one inside an object ends it. Most
+ * lines have none, so one compare sees most bytes through.
+ */
+static inline const unsigned char *
+grok_nd_ws(const unsigned char *p, const unsigned char *end)
 {
-	while (sc->p < sc->end &&
-	    (*sc->p == ' ' || *sc->p == '\t' || *sc->p == '\r'))
-		sc->p++;
+	while (p < end && *p <= ' ' && (*p == ' ' || *p == '\t' || *p == '\r'))
+		p++;
+	return p;
 }
 
 static int
@@ -365,6 +396,74 @@ static const bool grok_nd_plain[256] = { ND_P64(0), ND_P64(64), ND_P64(128),
 #undef ND_P4
 #undef ND_P
 
+#define ND_ONES  0x0101010101010101ull
+#define ND_HIGHS 0x8080808080808080ull
+/* The string scan, in every caller's loop: a call was a third of it. */
+#define ND_INLINE inline __attribute__((always_inline))
+
+/* The index of the first byte in memory order whose high bit m has. */
+static ND_INLINE unsigned
+grok_nd_first(uint64_t m)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+	return (unsigned)__builtin_clzll(m) >> 3;
+#else
+	return (unsigned)__builtin_ctzll(m) >> 3;
+#endif
+}
+
+/*
+ * The high bit of each byte of x that is not grok_nd_plain, and perhaps
+ * of bytes after the first such one: a byte gets it when it has it itself
+ * (>= 0x80), or when taking 0x20 from it (a control byte) or 1 from it
+ * xor '"' or '\\' wraps. A byte that wraps borrows from the next one,
+ * which may then show up too, but below the first byte to wrap none does:
+ * the lowest such byte is exact.
+ */
+static ND_INLINE uint64_t
+grok_nd_stops8(uint64_t x)
+{
+	return (x | (x - ND_ONES * 0x20) | ((x ^ ND_ONES * '"') - ND_ONES) |
+	           ((x ^ ND_ONES * '\\') - ND_ONES)) &
+	    ND_HIGHS;
+}
+
+/*
+ * The first byte at or after q that is not grok_nd_plain, or end: 16
+ * bytes at a time with SSE2 (every x86-64 has it; a signed compare below
+ * 0x20 catches the bytes >= 0x80 too), then 8 with grok_nd_stops8, then
+ * one by one. Never a read past end.
+ */
+static ND_INLINE const unsigned char *
+grok_nd_plain_end(const unsigned char *q, const unsigned char *end)
+{
+	uint64_t x, m;
+#ifdef __SSE2__
+	__m128i v, stop;
+	unsigned bits;
+
+	while (end - q >= 16) {
+		memcpy(&v, q, 16);
+		stop = _mm_or_si128(
+		    _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
+		        _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))),
+		    _mm_cmplt_epi8(v, _mm_set1_epi8(0x20)));
+		if ((bits = (unsigned)_mm_movemask_epi8(stop)) != 0)
+			return q + __builtin_ctz(bits);
+		q += 16;
+	}
+#endif
+	while (end - q >= 8) {
+		memcpy(&x, q, 8);
+		if ((m = grok_nd_stops8(x)) != 0)
+			return q + grok_nd_first(m);
+		q += 8;
+	}
+	while (q < end && grok_nd_plain[*q])
+		q++;
+	return q;
+}
+
 /* \uXXXX at s (6 bytes there): the code point, or -1. */
 static long
 grok_nd_u(const unsigned char *s)
@@ -381,278 +480,445 @@ grok_nd_u(const unsigned char *s)
 }
 
 /*
- * A string at sc->p (on its quote): its raw bytes in *s, *n. Unsure of
- * NUL and surrogate escapes (jansson refuses NUL, and a lone surrogate).
+ * Past the string byte at q that is neither plain nor the closing quote:
+ * an escape or a UTF-8 sequence. NULL when unsure: a control byte, bad
+ * UTF-8, a cut or unknown escape, and the escapes jansson refuses (NUL, a
+ * lone surrogate: pairs are left to it as well).
  */
-static bool
-grok_nd_scan_str(
-    struct grok_nd_scan *sc, const unsigned char **s, size_t *n, bool *esc)
+static const unsigned char *
+grok_nd_str_odd(const unsigned char *q, const unsigned char *end)
 {
-	const unsigned char *q = sc->p + 1;
 	size_t k;
 	long cp;
 
-	*esc = false;
-	for (;;) {
-		while (q < sc->end && grok_nd_plain[*q])
-			q++;
-		if (q == sc->end || *q == '"')
-			break;
-		if (*q == '\\') {
-			if ((size_t)(sc->end - q) < 2)
-				return false;
-			*esc = true;
-			if (q[1] != 'u') {
-				if (strchr("\"\\/bfnrt", q[1]) == NULL ||
-				    q[1] == '\0')
-					return false;
-				q += 2;
-				continue;
-			}
-			if ((size_t)(sc->end - q) < 6 ||
-			    (cp = grok_nd_u(q)) <= 0 ||
-			    (cp >= 0xd800 && cp <= 0xdfff))
-				return false;
-			q += 6;
-		} else if (*q < 0x20) {
-			return false;
-		} else {
-			if ((k = util_utf8_seq(q, (size_t)(sc->end - q))) == 0)
-				return false;
-			q += k;
-		}
+	if (*q < 0x20)
+		return NULL;
+	if (*q != '\\') {
+		k = util_utf8_seq(q, (size_t)(end - q));
+		return k == 0 ? NULL : q + k;
 	}
-	if (q == sc->end)
-		return false;
-	*s = sc->p + 1;
-	*n = (size_t)(q - *s);
-	sc->p = q + 1;
-	return true;
+	if (end - q < 2)
+		return NULL;
+	switch (q[1]) {
+	case '"':
+	case '\\':
+	case '/':
+	case 'b':
+	case 'f':
+	case 'n':
+	case 'r':
+	case 't':
+		return q + 2;
+	case 'u':
+		if (end - q < 6 || (cp = grok_nd_u(q)) <= 0 ||
+		    (cp >= 0xd800 && cp <= 0xdfff))
+			return NULL;
+		return q + 6;
+	default:
+		return NULL;
+	}
 }
 
-/* An integer or plain fraction; exponents and long ones are unsure. */
-static bool
-grok_nd_scan_num(struct grok_nd_scan *sc)
+/*
+ * The closing quote of a string whose body starts at q, or NULL when
+ * unsure (grok_nd_str_odd) or cut short. *esc set: it has escapes.
+ */
+static ND_INLINE const unsigned char *
+grok_nd_str_end(const unsigned char *q, const unsigned char *end, bool *esc)
 {
-	const unsigned char *q = sc->p, *d;
+	for (;;) {
+		q = grok_nd_plain_end(q, end);
+		if (q == end)
+			return NULL;
+		if (*q == '"')
+			return q;
+		*esc |= *q == '\\';
+		if ((q = grok_nd_str_odd(q, end)) == NULL)
+			return NULL;
+	}
+}
 
-	if (q < sc->end && *q == '-')
+/*
+ * Past a number at p: an integer or plain fraction. NULL for exponents
+ * and long ones (unsure: jansson refuses what overflows) and non-numbers.
+ */
+static const unsigned char *
+grok_nd_num_end(const unsigned char *p, const unsigned char *end)
+{
+	const unsigned char *q = p, *d;
+
+	if (q < end && *q == '-')
 		q++;
 	d = q;
-	while (q < sc->end && *q >= '0' && *q <= '9')
+	while (q < end && *q >= '0' && *q <= '9')
 		q++;
 	if (q == d || (*d == '0' && q - d > 1))
-		return false;
-	if (q < sc->end && *q == '.') {
+		return NULL;
+	if (q < end && *q == '.') {
 		d = ++q;
-		while (q < sc->end && *q >= '0' && *q <= '9')
+		while (q < end && *q >= '0' && *q <= '9')
 			q++;
 		if (q == d)
-			return false;
+			return NULL;
 	}
-	if (q - sc->p > 15 || (q < sc->end && (*q == 'e' || *q == 'E')))
-		return false;
-	sc->p = q;
-	return true;
+	if (q - p > 15 || (q < end && (*q == 'e' || *q == 'E')))
+		return NULL;
+	return q;
 }
 
-static bool
-grok_nd_scan_lit(struct grok_nd_scan *sc, const char *lit, size_t n)
+/* Past the literal lit (n bytes) at p, or NULL. */
+static inline const unsigned char *
+grok_nd_lit_end(
+    const unsigned char *p, const unsigned char *end, const char *lit, size_t n)
 {
-	if ((size_t)(sc->end - sc->p) < n || memcmp(sc->p, lit, n) != 0)
-		return false;
-	sc->p += n;
-	return true;
+	if ((size_t)(end - p) < n || memcmp(p, lit, n) != 0)
+		return NULL;
+	return p + n;
 }
 
-static bool grok_nd_scan_value(struct grok_nd_scan *sc, enum grok_nd_level l);
+/*
+ * Past the colon after a key whose closing quote is at q: at the value
+ * (before end), or NULL. Lines come without white space, so that is
+ * tried first.
+ */
+static ND_INLINE const unsigned char *
+grok_nd_colon(const unsigned char *q, const unsigned char *end)
+{
+	const unsigned char *p;
+
+	if (end - q >= 3 && q[1] == ':' && q[2] > ' ')
+		return q + 2;
+	p = grok_nd_ws(q + 1, end);
+	if (p == end || *p != ':')
+		return NULL;
+	p = grok_nd_ws(p + 1, end);
+	return p == end ? NULL : p;
+}
+
+/*
+ * After a member or element at *pp: 0 with *pp past the comma and white
+ * space, 1 with *pp past the closing bracket close, -1 when neither.
+ */
+static ND_INLINE int
+grok_nd_next(
+    const unsigned char **pp, const unsigned char *end, unsigned char close)
+{
+	const unsigned char *p = *pp;
+
+	if (end - p >= 2 && p[0] == ',' && p[1] > ' ') {
+		*pp = p + 1;
+		return 0;
+	}
+	p = grok_nd_ws(p, end);
+	if (p == end)
+		return -1;
+	if (*p == close) {
+		*pp = p + 1;
+		return 1;
+	}
+	if (*p != ',')
+		return -1;
+	*pp = grok_nd_ws(p + 1, end);
+	return 0;
+}
+
+/* Past a key at p (on its quote, or end) and its colon, or NULL. */
+static ND_INLINE const unsigned char *
+grok_nd_key_end(const unsigned char *p, const unsigned char *end)
+{
+	bool esc = false;
+
+	if (p == end || *p != '"' ||
+	    (p = grok_nd_str_end(p + 1, end, &esc)) == NULL)
+		return NULL;
+	return grok_nd_colon(p, end);
+}
+
+/* Past a string, literal or number at p (before end), or NULL. */
+static ND_INLINE const unsigned char *
+grok_nd_scalar(const unsigned char *p, const unsigned char *end)
+{
+	bool esc = false;
+
+	switch (*p) {
+	case '"':
+		p = grok_nd_str_end(p + 1, end, &esc);
+		return p == NULL ? NULL : p + 1;
+	case 't':
+		return grok_nd_lit_end(p, end, "true", 4);
+	case 'f':
+		return grok_nd_lit_end(p, end, "false", 5);
+	case 'n':
+		return grok_nd_lit_end(p, end, "null", 4);
+	default:
+		return grok_nd_num_end(p, end);
+	}
+}
+
+/* The closing bracket of the innermost open one (objs' low bit). */
+#define ND_CLOSE(objs) (((objs)&1) != 0 ? '}' : ']')
+
+/*
+ * Past an object or array at p that nothing is read from, checked the
+ * way json_loadb checks it, with at most room brackets open in it. One
+ * loop for it however deep: objs holds a bit per open bracket (1: an
+ * object), the innermost lowest. Escaped keys are fine here, where no
+ * key is looked at.
+ */
+static const unsigned char *
+grok_nd_skip_nest(
+    const unsigned char *p, const unsigned char *end, unsigned room)
+{
+	unsigned d = 0;
+	uint64_t objs = 0;
+	int r;
+
+	for (;;) {
+		if (*p == '{' || *p == '[') {
+			if (d == room)
+				return NULL;
+			objs = objs << 1 | (*p == '{');
+			d++;
+			p = grok_nd_ws(p + 1, end);
+			if (p < end && *p == ND_CLOSE(objs)) {
+				p++;
+				d--;
+				objs >>= 1;
+			} else {
+				if ((objs & 1) != 0 &&
+				    (p = grok_nd_key_end(p, end)) == NULL)
+					return NULL;
+				if (p == end)
+					return NULL;
+				continue; /* at the first value in it */
+			}
+		} else if ((p = grok_nd_scalar(p, end)) == NULL) {
+			return NULL;
+		}
+		/* After a value: close brackets up to a comma, or the end. */
+		for (;;) {
+			if (d == 0)
+				return p;
+			if ((r = grok_nd_next(&p, end, ND_CLOSE(objs))) < 0)
+				return NULL;
+			if (r == 0)
+				break;
+			d--;
+			objs >>= 1;
+		}
+		if ((objs & 1) != 0 && (p = grok_nd_key_end(p, end)) == NULL)
+			return NULL;
+		if (p == end)
+			return NULL;
+	}
+}
+
+/* Past a value at p (before end) that nothing is read from, or NULL. */
+static ND_INLINE const unsigned char *
+grok_nd_skip(const unsigned char *p, const unsigned char *end, unsigned room)
+{
+	if (*p == '{' || *p == '[')
+		return grok_nd_skip_nest(p, end, room);
+	return grok_nd_scalar(p, end);
+}
+
+/* Which key the n bytes at k are (a key without escapes). */
+static enum grok_nd_key
+grok_nd_key(const unsigned char *k, size_t n)
+{
+#define ND_KEY(lit, kind)                                                      \
+	do {                                                                   \
+		if (memcmp(k, lit, sizeof(lit) - 1) == 0)                      \
+			return kind;                                           \
+	} while (0)
+	switch (n) {
+	case 5:
+		ND_KEY("token", ND_K_TOKEN);
+		ND_KEY("error", ND_K_ERROR);
+		ND_KEY("model", ND_K_MODEL);
+		break;
+	case 6:
+		ND_KEY("result", ND_K_RESULT);
+		break;
+	case 7:
+		ND_KEY("message", ND_K_MESSAGE);
+		break;
+	case 8:
+		ND_KEY("response", ND_K_RESPONSE);
+		break;
+	case 10:
+		ND_KEY("isThinking", ND_K_THINKING);
+		ND_KEY("messageTag", ND_K_TAG);
+		break;
+	case 13:
+		ND_KEY("modelResponse", ND_K_FINAL);
+		break;
+	case 15:
+		ND_KEY("toolUsageCardId", ND_K_EVENT);
+		break;
+	case 16:
+		ND_KEY("webSearchResults", ND_K_EVENT);
+		break;
+	case 18:
+		ND_KEY("generatedImageUrls", ND_K_IMAGES);
+		break;
+	case 32:
+		ND_KEY("streamingImageGenerationResponse", ND_K_EVENT);
+		ND_KEY("streamingVideoGenerationResponse", ND_K_EVENT);
+		break;
+	default:
+		break;
+	}
+	return ND_K_OTHER;
+#undef ND_KEY
+}
+
+static const unsigned char *grok_nd_scan_object(
+    struct grok_nd_scan *sc, const unsigned char *p, enum grok_nd_level l);
 
 /* Whether the n bytes at k are the string literal lit. */
 #define ND_IS(k, n, lit) ((n) == sizeof(lit) - 1 && memcmp(k, lit, n) == 0)
 
-/*
- * The value of key k in an object at level l. Keys that decide an event
- * are looked at; one that would give another event than a token makes
- * the scan unsure.
- */
-/* A value that matters when it is a string. */
-static bool
-grok_nd_scan_span(struct grok_nd_scan *sc, struct grok_nd_span *sp)
+/* A value of the object at level l that matters when it is a string. */
+static const unsigned char *
+grok_nd_scan_span(struct grok_nd_scan *sc, const unsigned char *p,
+    enum grok_nd_level l, struct grok_nd_span *sp)
 {
-	sp->set = *sc->p == '"';
+	const unsigned char *q;
+
+	sp->set = *p == '"';
 	if (!sp->set)
-		return grok_nd_scan_value(sc, ND_L_ANY);
-	return grok_nd_scan_str(sc, &sp->s, &sp->n, &sp->esc);
-}
-
-static bool
-grok_nd_scan_model(struct grok_nd_scan *sc, const unsigned char *k, size_t n)
-{
-	const unsigned char *q = sc->p + 1;
-
-	if (ND_IS(k, n, "error"))
-		return false;
-	if (ND_IS(k, n, "message"))
-		return grok_nd_scan_span(sc, &sc->msg);
-	if (ND_IS(k, n, "model"))
-		return grok_nd_scan_span(sc, &sc->model);
-	if (ND_IS(k, n, "generatedImageUrls") && *sc->p == '[') {
-		while (q < sc->end && grok_nd_space(*q))
-			q++;
-		if (q == sc->end || *q != ']')
-			return false; /* images: the tree gives those */
-	}
-	return grok_nd_scan_value(sc, ND_L_ANY);
+		return grok_nd_skip(p, sc->end, ND_ROOM(l));
+	sp->esc = false;
+	if ((q = grok_nd_str_end(p + 1, sc->end, &sp->esc)) == NULL)
+		return NULL;
+	sp->s = p + 1;
+	sp->n = (size_t)(q - sp->s);
+	return q + 1;
 }
 
 /*
- * The value of key k in an object at level l. Keys that decide an event
- * are looked at; one that would give an event other than a token or the
- * final text makes the scan unsure.
+ * The value at p of key k in result.response. One that would give an
+ * event other than a token or the final text makes the scan unsure.
  */
-static bool
-grok_nd_scan_member(struct grok_nd_scan *sc, enum grok_nd_level l,
-    const unsigned char *k, size_t n, unsigned *seen)
+static const unsigned char *
+grok_nd_scan_response(
+    struct grok_nd_scan *sc, const unsigned char *p, enum grok_nd_key k)
 {
 	struct grok_nd_span tag;
 
-	switch (l) {
-	case ND_L_ANY:
-		break;
-	case ND_L_TOP:
-	case ND_L_RESULT:
-		if (l == ND_L_TOP && ND_IS(k, n, "error"))
-			return false;
-		if (l == ND_L_TOP ? !ND_IS(k, n, "result")
-		                  : !ND_IS(k, n, "response"))
-			break;
-		if ((*seen)++ > 0)
-			return false; /* the last one counts: leave it to
-			                 jansson */
-		if (*sc->p != '{')
-			break;
-		sc->response = l == ND_L_RESULT;
-		return grok_nd_scan_value(sc, l + 1);
-	case ND_L_RESPONSE:
-		if (ND_IS(k, n, "error") || ND_IS(k, n, "toolUsageCardId") ||
-		    ND_IS(k, n, "webSearchResults") ||
-		    ND_IS(k, n, "streamingImageGenerationResponse") ||
-		    ND_IS(k, n, "streamingVideoGenerationResponse"))
-			return false;
-		if (ND_IS(k, n, "token"))
-			return grok_nd_scan_span(sc, &sc->tok);
-		if (ND_IS(k, n, "isThinking"))
-			sc->thinking = *sc->p == 't';
-		if (ND_IS(k, n, "messageTag")) {
-			if (!grok_nd_scan_span(sc, &tag) ||
-			    (tag.set && tag.esc))
-				return false;
-			sc->header = tag.set && ND_IS(tag.s, tag.n, "header");
-			return true;
-		}
-		if (ND_IS(k, n, "modelResponse")) {
-			if (sc->final)
-				return false; /* twice */
-			sc->final = *sc->p == '{';
-			if (sc->final)
-				return grok_nd_scan_value(sc, ND_L_MODEL);
-		}
-		break;
-	case ND_L_MODEL:
-		return grok_nd_scan_model(sc, k, n);
+	if (k == ND_K_TOKEN)
+		return grok_nd_scan_span(sc, p, ND_L_RESPONSE, &sc->tok);
+	if (k == ND_K_THINKING) {
+		sc->thinking = *p == 't';
+	} else if (k == ND_K_TAG) {
+		if ((p = grok_nd_scan_span(sc, p, ND_L_RESPONSE, &tag)) ==
+		        NULL ||
+		    (tag.set && tag.esc))
+			return NULL;
+		sc->header = tag.set && ND_IS(tag.s, tag.n, "header");
+		return p;
+	} else if (k == ND_K_FINAL) {
+		if (sc->final)
+			return NULL; /* twice */
+		sc->final = *p == '{';
+		if (sc->final)
+			return grok_nd_scan_object(sc, p, ND_L_MODEL);
+	} else if (k == ND_K_ERROR || k == ND_K_EVENT) {
+		return NULL;
 	}
-	return grok_nd_scan_value(sc, ND_L_ANY);
+	return grok_nd_skip(p, sc->end, ND_ROOM(ND_L_RESPONSE));
+}
+
+/* The value at p of key k in modelResponse: its text, model, no images. */
+static const unsigned char *
+grok_nd_scan_model(
+    struct grok_nd_scan *sc, const unsigned char *p, enum grok_nd_key k)
+{
+	const unsigned char *q;
+
+	if (k == ND_K_ERROR)
+		return NULL;
+	if (k == ND_K_MESSAGE)
+		return grok_nd_scan_span(sc, p, ND_L_MODEL, &sc->msg);
+	if (k == ND_K_MODEL)
+		return grok_nd_scan_span(sc, p, ND_L_MODEL, &sc->model);
+	if (k == ND_K_IMAGES && *p == '[') {
+		q = grok_nd_ws(p + 1, sc->end);
+		if (q == sc->end || *q != ']')
+			return NULL; /* images: the tree gives those */
+	}
+	return grok_nd_skip(p, sc->end, ND_ROOM(ND_L_MODEL));
 }
 
 /*
- * Past the opening bracket (first) or a member or element: 1 when the
- * closing bracket comes (eaten), 0 when another member or element does,
- * -1 when neither.
+ * The value at p of result (l top) or response (l result): the level
+ * below when it is an object. Only the last of two equal keys counts in
+ * jansson: a second one makes the scan unsure.
  */
-static int
-grok_nd_scan_next(struct grok_nd_scan *sc, unsigned char close, bool first)
+static const unsigned char *
+grok_nd_scan_once(struct grok_nd_scan *sc, const unsigned char *p,
+    enum grok_nd_level l, unsigned *seen)
 {
-	grok_nd_scan_space(sc);
-	if (sc->p == sc->end)
-		return -1;
-	if (*sc->p == close) {
-		sc->p++;
-		return 1;
-	}
-	if (!first && *sc->p++ != ',')
-		return -1;
-	grok_nd_scan_space(sc);
-	return 0;
+	if ((*seen)++ > 0)
+		return NULL;
+	if (*p != '{')
+		return grok_nd_skip(p, sc->end, ND_ROOM(l));
+	sc->response = l == ND_L_RESULT;
+	return grok_nd_scan_object(sc, p, l + 1);
 }
 
-static bool
-grok_nd_scan_object(struct grok_nd_scan *sc, enum grok_nd_level l)
+/*
+ * The value at p of key k in an object at level l. Other keys that occur
+ * twice are simply read again: the last one counts, as in jansson.
+ */
+static const unsigned char *
+grok_nd_scan_member(struct grok_nd_scan *sc, const unsigned char *p,
+    enum grok_nd_level l, enum grok_nd_key k, unsigned *seen)
 {
-	const unsigned char *k;
+	switch (l) {
+	case ND_L_TOP:
+		if (k == ND_K_ERROR)
+			return NULL;
+		if (k == ND_K_RESULT)
+			return grok_nd_scan_once(sc, p, l, seen);
+		break;
+	case ND_L_RESULT:
+		if (k == ND_K_RESPONSE)
+			return grok_nd_scan_once(sc, p, l, seen);
+		break;
+	case ND_L_RESPONSE:
+		return grok_nd_scan_response(sc, p, k);
+	case ND_L_MODEL:
+		return grok_nd_scan_model(sc, p, k);
+	}
+	return grok_nd_skip(p, sc->end, ND_ROOM(l));
+}
+
+/* Past an object at p (on its brace) at level l, or NULL. */
+static const unsigned char *
+grok_nd_scan_object(
+    struct grok_nd_scan *sc, const unsigned char *p, enum grok_nd_level l)
+{
+	const unsigned char *q, *end = sc->end;
+	enum grok_nd_key k;
 	unsigned seen = 0;
-	size_t n;
-	bool esc;
+	bool esc = false;
 	int r;
 
-	sc->p++; /* { */
-	for (r = grok_nd_scan_next(sc, '}', true); r == 0;
-	     r = grok_nd_scan_next(sc, '}', false)) {
-		if (sc->p == sc->end || *sc->p != '"' ||
-		    !grok_nd_scan_str(sc, &k, &n, &esc) || esc)
-			return false;
-		grok_nd_scan_space(sc);
-		if (sc->p == sc->end || *sc->p++ != ':')
-			return false;
-		grok_nd_scan_space(sc);
-		if (sc->p == sc->end ||
-		    !grok_nd_scan_member(sc, l, k, n, &seen))
-			return false;
-	}
-	return r == 1;
-}
-
-static bool
-grok_nd_scan_array(struct grok_nd_scan *sc)
-{
-	int r;
-
-	sc->p++; /* [ */
-	for (r = grok_nd_scan_next(sc, ']', true); r == 0;
-	     r = grok_nd_scan_next(sc, ']', false))
-		if (!grok_nd_scan_value(sc, ND_L_ANY))
-			return false;
-	return r == 1;
-}
-
-static bool
-grok_nd_scan_value(struct grok_nd_scan *sc, enum grok_nd_level l)
-{
-	const unsigned char *s;
-	size_t n;
-	bool esc, ok;
-
-	if (sc->p == sc->end)
-		return false;
-	switch (*sc->p) {
-	case '{':
-	case '[':
-		if (++sc->depth > ND_SCAN_DEPTH)
-			return false;
-		ok = *sc->p == '{' ? grok_nd_scan_object(sc, l)
-		                   : grok_nd_scan_array(sc);
-		sc->depth--;
-		return ok;
-	case '"':
-		return grok_nd_scan_str(sc, &s, &n, &esc);
-	case 't':
-		return grok_nd_scan_lit(sc, "true", 4);
-	case 'f':
-		return grok_nd_scan_lit(sc, "false", 5);
-	case 'n':
-		return grok_nd_scan_lit(sc, "null", 4);
-	default:
-		return grok_nd_scan_num(sc);
-	}
+	p = grok_nd_ws(p + 1, end);
+	if (p < end && *p == '}')
+		return p + 1;
+	do {
+		if (p == end || *p != '"' ||
+		    (q = grok_nd_str_end(p + 1, end, &esc)) == NULL || esc)
+			return NULL; /* an escaped key may be any key */
+		k = grok_nd_key(p + 1, (size_t)(q - p - 1));
+		if ((p = grok_nd_colon(q, end)) == NULL ||
+		    (p = grok_nd_scan_member(sc, p, l, k, &seen)) == NULL)
+			return NULL;
+	} while ((r = grok_nd_next(&p, end, '}')) == 0);
+	return r > 0 ? p : NULL;
 }
 
 /* The span's text, escapes undone, into out (n + 1 bytes); its length. */
@@ -741,14 +1007,14 @@ static size_t
 grok_nd_fast(struct grok_nd *p, const char *s, size_t n, size_t max,
     grok_ev_fn *fn, void *arg, int *rc)
 {
-	struct grok_nd_scan sc = { .p = (const unsigned char *)s,
-		.end = (const unsigned char *)s + n };
+	const unsigned char *u = (const unsigned char *)s, *q;
+	struct grok_nd_scan sc = { .end = u + n };
 	size_t len;
 
 	if (p->tree_only || n == 0 || *s != '{' ||
-	    !grok_nd_scan_value(&sc, ND_L_TOP))
+	    (q = grok_nd_scan_object(&sc, u, ND_L_TOP)) == NULL)
 		return 0;
-	len = (size_t)(sc.p - (const unsigned char *)s);
+	len = (size_t)(q - u);
 	/* Escapes only shorten: \uXXXX gives at most 3 bytes of its 6. */
 	if (len > max ||
 	    (sc.response &&
