@@ -81,6 +81,17 @@ test('a chunked body that grows past max_body_bytes is cut off early', async () 
 	} finally { await small.stop(); }
 });
 
+// webproxyd(8): a request head up to 16 KiB is served, a longer one gets
+// 431; a Cookie header is copied once more inside that buffer, so 8 KiB
+// of it is the most.
+test('request heads: 14 KB and a 7 KB Cookie are served; 20 KB gets 431', async () => {
+	const head = (h) => raw(`GET /healthz HTTP/1.1\r\nHost: x\r\n${h}\r\n\r\n`);
+	assert.match((await head(`X-Big: ${'a'.repeat(14000)}`)).out, /^HTTP\/1\.1 200 /);
+	assert.match((await head(`Cookie: a=${'a'.repeat(7000)}`)).out, /^HTTP\/1\.1 200 /);
+	assert.match((await head(`X-Big: ${'a'.repeat(20000)}`)).out, /^HTTP\/1\.1 431 /);
+	assert.match((await head(`Cookie: a=${'a'.repeat(12000)}`)).out, /^HTTP\/1\.1 431 /);
+});
+
 test('headers over the limit are refused, the daemon keeps serving', async () => {
 	const r = await raw(`GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(100000)}\r\n\r\n`);
 	assert.match(r.out, /^HTTP\/1\.1 4\d\d /);
