@@ -7,6 +7,7 @@
  * Layout (offsets from the table header, no pointers):
  *
  *   header | rows[cap] | hash slots[2^k >= 2 cap] | heaps[6][cap]
+ *          | positions[cap][4]
  *
  * - Rows hold each token's state. Free rows form a list through
  *   next_free; rows never used sit above the high-water mark, so a large
@@ -15,9 +16,15 @@
  *   probing and backward-shift deletion (no tombstones), FNV-1a hash.
  * - Heaps, per token type: "avail" (usable, by remainingQueries), "heavy"
  *   (super only: usable, by heavyremainingQueries) and "cool" (by the end
- *   of the cooldown). Every row knows its position in each, so any update
- *   re-sorts it in O(log n). tok_place() is the one place that decides
- *   which heaps a row belongs to.
+ *   of the cooldown). They are 4-ary, and an entry carries its row's sort
+ *   key, so a sift reads one cache line of the heap a level and no 1 KB
+ *   row: with 100,000 rows, the rows a sift compared and the positions it
+ *   wrote back were a cache miss each (issue #6). The key is a copy of
+ *   row fields; tok_place() is the one place that refreshes it and
+ *   decides which heaps a row belongs to.
+ * - Positions: each row's index in the heap of each kind of its type, or
+ *   NONE, 16 bytes a row beside the heaps (not in the rows, for the same
+ *   reason), so any update re-sorts a row in O(log n).
  *
  * Quota state: a field (remaining or heavy_remaining) at 0 is exhausted;
  * the row then carries a cooldown_until_ms and sits in its cool heap.
@@ -41,11 +48,16 @@
 #include "tok.h"
 #include "util.h"
 
-#define TOK_MAGIC     0x544f4b5441424c31ULL /* "TOKTABL1" */
+#define TOK_MAGIC     0x544f4b5441424c32ULL /* "TOKTABL2" */
 #define TOK_NONE      UINT32_MAX
 #define TOK_CAP_MAX   (1u << 22) /* keeps every index and size in range */
 #define TOK_SWEEP_MAX 32         /* cooldowns ended per pick: short holds */
 #define TOK_ALIGN     64
+#define TOK_HEAP_D    4  /* children per heap node: one cache line */
+#define TOK_KEY_BITS  33 /* of a usable heap's key (struct tok_hent) */
+#define TOK_ROW_BITS  31 /* of a heap entry's lo */
+#define TOK_SIGN      (1ULL << 63)
+#define TOK_POS_N     4 /* positions a row: TOK_NHK, and 16 bytes */
 
 /* Heap kinds; heap number = type * TOK_NHK + kind. */
 enum tok_hkind { TOK_HK_AVAIL, TOK_HK_HEAVY, TOK_HK_COOL, TOK_NHK };
@@ -61,6 +73,22 @@ const char *const tok_status_name[] = {
 	[TOK_ST_COOLING] = "cooling",
 	[TOK_ST_EXPIRED] = "expired",
 	[TOK_ST_DISABLED] = "disabled",
+};
+
+/*
+ * A heap entry: 128 bits, compared as one unsigned number (hi, then lo),
+ * so the four children of a node fill one cache line. Every heap sorts
+ * ascending by (key, tie, row), the three packed in that order with row
+ * in the low TOK_ROW_BITS of lo:
+ * - cool heap: key = the cooldown end, 64 bits, in hi; no tie.
+ * - usable heap: key = 0 for an unknown quota, else the requests in
+ *   flight less the quota, plus 2^31 (most quota not in flight first),
+ *   TOK_KEY_BITS; tie = last_used_ms, 64 bits.
+ * Signed times are biased by 2^63 to sort as unsigned.
+ */
+struct tok_hent {
+	uint64_t hi;
+	uint64_t lo;
 };
 
 struct tok_slot {
@@ -86,13 +114,12 @@ struct tok_row {
 	uint32_t gen;
 	uint32_t hash;
 	uint32_t next_free;
-	uint32_t pos[TOK_NHK]; /* index in each heap of its type, or NONE */
 	uint8_t in_use;
 	uint8_t type;
 	uint8_t status;
 	uint8_t fail401; /* 401s in a row */
 	uint8_t cool429; /* cooling was ordered by the upstream */
-	uint8_t pad[7];
+	uint8_t pad[3];
 };
 
 struct tok_table {
@@ -109,12 +136,18 @@ struct tok_table {
 	uint64_t rows_off;
 	uint64_t hash_off;
 	uint64_t heap_off[TOK_NHEAPS];
+	uint64_t pos_off; /* uint32_t [cap][TOK_POS_N] */
 	_Atomic uint64_t dirty;
 	struct lock lock;
 } __attribute__((aligned(TOK_ALIGN)));
 
 _Static_assert(sizeof(struct tok_row) % 8 == 0, "rows stay 8-byte aligned");
 _Static_assert(sizeof(struct tok_slot) == 8, "hash slot size");
+_Static_assert(sizeof(struct tok_hent) * TOK_HEAP_D == TOK_ALIGN,
+    "a node's children fill a cache line");
+_Static_assert(TOK_CAP_MAX <= 1ULL << TOK_ROW_BITS, "rows fit heap entries");
+_Static_assert(TOK_KEY_BITS + TOK_ROW_BITS == 64, "key, tie, row: 128 bits");
+_Static_assert(TOK_NHK <= TOK_POS_N, "positions of a row");
 _Static_assert(sizeof(struct tok_table) % TOK_ALIGN == 0, "header size");
 _Static_assert(TOK_FAIL_EXPIRE < 255, "fail401 is a byte");
 _Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "lock-free dirty counter");
@@ -137,8 +170,8 @@ tok_hash_cap(uint32_t cap)
 
 /* Section offsets for a table of cap rows; returns the total size. */
 static size_t
-tok_layout(
-    uint32_t cap, uint64_t *rows_off, uint64_t *hash_off, uint64_t *heap_off)
+tok_layout(uint32_t cap, uint64_t *rows_off, uint64_t *hash_off,
+    uint64_t *heap_off, uint64_t *pos_off)
 {
 	size_t off = sizeof(struct tok_table);
 	unsigned h;
@@ -148,11 +181,17 @@ tok_layout(
 	*hash_off = off;
 	off = tok_round(
 	    off + (size_t)tok_hash_cap(cap) * sizeof(struct tok_slot));
+	/*
+	 * Each heap starts one entry before a line, so the children of a
+	 * node, 4i + 1 to 4i + 4, share a line.
+	 */
 	for (h = 0; h < TOK_NHEAPS; h++) {
+		off += TOK_ALIGN - sizeof(struct tok_hent);
 		heap_off[h] = off;
-		off = tok_round(off + (size_t)cap * sizeof(uint32_t));
+		off = tok_round(off + (size_t)cap * sizeof(struct tok_hent));
 	}
-	return off;
+	*pos_off = off;
+	return tok_round(off + (size_t)cap * TOK_POS_N * sizeof(uint32_t));
 }
 
 static struct tok_row *
@@ -167,10 +206,18 @@ tok_slots(struct tok_table *t)
 	return (struct tok_slot *)((char *)t + t->hash_off);
 }
 
-static uint32_t *
+static struct tok_hent *
 tok_heap(struct tok_table *t, unsigned h)
 {
-	return (uint32_t *)((char *)t + t->heap_off[h]);
+	return (struct tok_hent *)((char *)t + t->heap_off[h]);
+}
+
+/* Where a row's position in its heap of this kind is kept. */
+static uint32_t *
+tok_pos(struct tok_table *t, unsigned kind, uint32_t row)
+{
+	return (uint32_t *)((char *)t + t->pos_off) + (size_t)row * TOK_POS_N +
+	    kind;
 }
 
 static unsigned
@@ -333,79 +380,98 @@ tok_exhaust(struct tok_row *r, int64_t until)
 
 /* ---- heaps ---- */
 
-/* Rank for a usable heap: unknown first, then most quota not in flight. */
-static int64_t
-tok_key(const struct tok_row *r, unsigned kind)
+/* The entry of a row in a heap of this kind, from the row's fields. */
+static void
+tok_hent_of(
+    const struct tok_row *r, uint32_t row, unsigned kind, struct tok_hent *e)
 {
 	int32_t v = kind == TOK_HK_HEAVY ? r->heavy_remaining : r->remaining;
-
-	if (v < 0)
-		return INT64_MAX;
-	return (int64_t)v - (int64_t)r->inflight;
-}
-
-/* Whether row a goes above row b in a heap of this kind. */
-static bool
-tok_before(struct tok_table *t, unsigned kind, uint32_t a, uint32_t b)
-{
-	const struct tok_row *ra = tok_row(t, a), *rb = tok_row(t, b);
-	int64_t ka, kb;
+	uint64_t key, tie;
 
 	if (kind == TOK_HK_COOL) {
-		if (ra->cooldown_until_ms != rb->cooldown_until_ms)
-			return ra->cooldown_until_ms < rb->cooldown_until_ms;
-		return a < b;
+		e->hi = (uint64_t)r->cooldown_until_ms ^ TOK_SIGN;
+		e->lo = row;
+		return;
 	}
-	ka = tok_key(ra, kind);
-	kb = tok_key(rb, kind);
-	if (ka != kb)
-		return ka > kb;
-	if (ra->last_used_ms != rb->last_used_ms)
-		return ra->last_used_ms < rb->last_used_ms;
-	return a < b;
+	/* In [1, 2^33): inflight <= UINT32_MAX, 0 <= v <= INT32_MAX. */
+	key = v < 0 ? 0 : (uint64_t)r->inflight - (uint64_t)v + (1ULL << 31);
+	tie = (uint64_t)r->last_used_ms ^ TOK_SIGN;
+	e->hi = key << TOK_ROW_BITS | tie >> TOK_KEY_BITS;
+	e->lo = tie << TOK_ROW_BITS | row;
+}
+
+static uint32_t
+tok_hent_row(const struct tok_hent *e)
+{
+	return (uint32_t)(e->lo & ((1ULL << TOK_ROW_BITS) - 1));
+}
+
+/* The cooldown end of an entry of a cool heap. */
+static int64_t
+tok_hent_until(const struct tok_hent *e)
+{
+	return (int64_t)(e->hi ^ TOK_SIGN);
+}
+
+/* Whether entry a goes above entry b in a heap. */
+static bool
+tok_before(const struct tok_hent *a, const struct tok_hent *b)
+{
+	return a->hi != b->hi ? a->hi < b->hi : a->lo < b->lo;
 }
 
 static void
-tok_heap_put(struct tok_table *t, unsigned h, uint32_t i, uint32_t row)
+tok_heap_put(
+    struct tok_table *t, unsigned h, uint32_t i, const struct tok_hent *e)
 {
-	tok_heap(t, h)[i] = row;
-	tok_row(t, row)->pos[h % TOK_NHK] = i;
+	tok_heap(t, h)[i] = *e;
+	*tok_pos(t, h % TOK_NHK, tok_hent_row(e)) = i;
+}
+
+/* The best child of node i in a heap of n entries, or NONE. */
+static uint32_t
+tok_heap_child(const struct tok_hent *a, uint32_t n, uint32_t i)
+{
+	uint64_t first = (uint64_t)i * TOK_HEAP_D + 1, c, best;
+	uint64_t end = first + TOK_HEAP_D < n ? first + TOK_HEAP_D : n;
+
+	if (first >= n)
+		return TOK_NONE;
+	for (best = first, c = first + 1; c < end; c++)
+		if (tok_before(&a[c], &a[best]))
+			best = c;
+	return (uint32_t)best;
 }
 
 static uint32_t
 tok_heap_up(struct tok_table *t, unsigned h, uint32_t i)
 {
-	uint32_t *a = tok_heap(t, h), row = a[i], p;
+	struct tok_hent *a = tok_heap(t, h), e = a[i];
+	uint32_t p;
 
 	while (i > 0) {
-		p = (i - 1) / 2;
-		if (!tok_before(t, h % TOK_NHK, row, a[p]))
+		p = (i - 1) / TOK_HEAP_D;
+		if (!tok_before(&e, &a[p]))
 			break;
-		tok_heap_put(t, h, i, a[p]);
+		tok_heap_put(t, h, i, &a[p]);
 		i = p;
 	}
-	tok_heap_put(t, h, i, row);
+	tok_heap_put(t, h, i, &e);
 	return i;
 }
 
 static void
 tok_heap_down(struct tok_table *t, unsigned h, uint32_t i)
 {
-	uint32_t *a = tok_heap(t, h), n = t->heap_len[h], row = a[i], c;
-	unsigned kind = h % TOK_NHK;
+	struct tok_hent *a = tok_heap(t, h), e = a[i];
+	uint32_t n = t->heap_len[h], c;
 
-	for (;;) {
-		c = 2 * i + 1;
-		if (c >= n)
-			break;
-		if (c + 1 < n && tok_before(t, kind, a[c + 1], a[c]))
-			c++;
-		if (!tok_before(t, kind, a[c], row))
-			break;
-		tok_heap_put(t, h, i, a[c]);
+	while ((c = tok_heap_child(a, n, i)) != TOK_NONE &&
+	    tok_before(&a[c], &e)) {
+		tok_heap_put(t, h, i, &a[c]);
 		i = c;
 	}
-	tok_heap_put(t, h, i, row);
+	tok_heap_put(t, h, i, &e);
 }
 
 static void
@@ -416,23 +482,23 @@ tok_heap_fix(struct tok_table *t, unsigned h, uint32_t i)
 }
 
 static void
-tok_heap_insert(struct tok_table *t, unsigned h, uint32_t row)
+tok_heap_insert(struct tok_table *t, unsigned h, const struct tok_hent *e)
 {
 	uint32_t i = t->heap_len[h]++;
 
-	tok_heap_put(t, h, i, row);
+	tok_heap_put(t, h, i, e);
 	(void)tok_heap_up(t, h, i); /* where it lands does not matter */
 }
 
 static void
 tok_heap_remove(struct tok_table *t, unsigned h, uint32_t row)
 {
-	struct tok_row *r = tok_row(t, row);
-	uint32_t i = r->pos[h % TOK_NHK], last = --t->heap_len[h];
+	uint32_t *pos = tok_pos(t, h % TOK_NHK, row);
+	uint32_t i = *pos, last = --t->heap_len[h];
 
-	r->pos[h % TOK_NHK] = TOK_NONE;
+	*pos = TOK_NONE;
 	if (i != last) {
-		tok_heap_put(t, h, i, tok_heap(t, h)[last]);
+		tok_heap_put(t, h, i, &tok_heap(t, h)[last]);
 		tok_heap_fix(t, h, i);
 	}
 }
@@ -441,36 +507,47 @@ tok_heap_remove(struct tok_table *t, unsigned h, uint32_t row)
 static uint32_t
 tok_heap_best(struct tok_table *t, unsigned h, uint32_t exclude)
 {
-	uint32_t *a = tok_heap(t, h), n = t->heap_len[h];
+	struct tok_hent *a = tok_heap(t, h);
+	uint32_t n = t->heap_len[h];
 
 	if (n == 0)
 		return TOK_NONE;
-	if (a[0] != exclude)
-		return a[0];
-	if (n == 1)
-		return TOK_NONE;
-	if (n == 2 || tok_before(t, h % TOK_NHK, a[1], a[2]))
-		return a[1];
-	return a[2];
+	if (tok_hent_row(&a[0]) != exclude)
+		return tok_hent_row(&a[0]);
+	/* The second best is a child of the root. */
+	return n == 1 ? TOK_NONE : tok_hent_row(&a[tok_heap_child(a, n, 0)]);
 }
 
-/* Make a row's heap memberships and positions match its fields. */
+/*
+ * Make a row's heap memberships, keys and positions match its fields.
+ * Every change to a field a key copies ends here.
+ */
 static void
 tok_place(struct tok_table *t, uint32_t row)
 {
 	struct tok_row *r = tok_row(t, row);
+	struct tok_hent e, *cur;
 	unsigned kind, h;
-	bool want;
+	uint32_t pos;
 
 	for (kind = 0; kind < TOK_NHK; kind++) {
 		h = tok_heap_id(r->type, kind);
-		want = r->in_use && tok_wants(r, kind);
-		if (want && r->pos[kind] == TOK_NONE)
-			tok_heap_insert(t, h, row);
-		else if (!want && r->pos[kind] != TOK_NONE)
-			tok_heap_remove(t, h, row);
-		else if (want)
-			tok_heap_fix(t, h, r->pos[kind]);
+		pos = *tok_pos(t, kind, row);
+		if (!r->in_use || !tok_wants(r, kind)) {
+			if (pos != TOK_NONE)
+				tok_heap_remove(t, h, row);
+			continue;
+		}
+		tok_hent_of(r, row, kind, &e);
+		if (pos == TOK_NONE) {
+			tok_heap_insert(t, h, &e);
+			continue;
+		}
+		cur = &tok_heap(t, h)[pos];
+		if (cur->hi == e.hi && cur->lo == e.lo)
+			continue; /* still in order */
+		*cur = e;
+		tok_heap_fix(t, h, pos);
 	}
 }
 
@@ -481,8 +558,18 @@ tok_unplace(struct tok_table *t, uint32_t row)
 	unsigned kind;
 
 	for (kind = 0; kind < TOK_NHK; kind++)
-		if (r->pos[kind] != TOK_NONE)
+		if (*tok_pos(t, kind, row) != TOK_NONE)
 			tok_heap_remove(t, tok_heap_id(r->type, kind), row);
+}
+
+/* A row in no heap: before its first tok_place(). */
+static void
+tok_pos_clear(struct tok_table *t, uint32_t row)
+{
+	unsigned kind;
+
+	for (kind = 0; kind < TOK_NHK; kind++)
+		*tok_pos(t, kind, row) = TOK_NONE;
 }
 
 /* ---- locking and repair ---- */
@@ -511,8 +598,6 @@ tok_row_sanitize(struct tok_row *r)
 		r->type = TOK_NORMAL;
 	if (r->status >= TOK_NSTATUS)
 		r->status = TOK_ST_DISABLED;
-	for (i = 0; i < TOK_NHK; i++)
-		r->pos[i] = TOK_NONE;
 	tok_settle(r);
 }
 
@@ -542,6 +627,7 @@ tok_rebuild(struct tok_table *t)
 		if (!r->in_use)
 			continue;
 		tok_row_sanitize(r);
+		tok_pos_clear(t, i);
 		h = tok_hash(r->token);
 		/* A half-added row can duplicate nothing but be empty. */
 		if (r->token[0] == '\0' ||
@@ -669,11 +755,11 @@ tok_validate(const char *token)
 size_t
 tok_table_size(uint32_t cap)
 {
-	uint64_t rows_off, hash_off, heap_off[TOK_NHEAPS];
+	uint64_t rows_off, hash_off, heap_off[TOK_NHEAPS], pos_off;
 
 	if (cap == 0 || cap > TOK_CAP_MAX)
 		return 0;
-	return tok_layout(cap, &rows_off, &hash_off, heap_off);
+	return tok_layout(cap, &rows_off, &hash_off, heap_off, &pos_off);
 }
 
 int
@@ -690,8 +776,12 @@ tok_table_init(void *mem, uint32_t cap, struct tok_table **tp)
 	t->cap = cap;
 	t->hash_mask = tok_hash_cap(cap) - 1;
 	t->free_head = TOK_NONE;
-	(void)tok_layout(cap, &t->rows_off, &t->hash_off, t->heap_off);
-	/* Rows and heaps need no setup; the index must read as empty. */
+	(void)tok_layout(
+	    cap, &t->rows_off, &t->hash_off, t->heap_off, &t->pos_off);
+	/*
+	 * Rows, heaps and positions need no setup (a row's positions are
+	 * set when it is first used); the index must read as empty.
+	 */
 	memset(tok_slots(t), 0,
 	    (size_t)(t->hash_mask + 1) * sizeof(struct tok_slot));
 	if ((rc = lock_init(&t->lock)) != 0)
@@ -827,7 +917,7 @@ tok_row_new(
 	r->synced_ms[0] = r->synced_ms[1] = 0;
 	r->hash = h;
 	r->next_free = TOK_NONE;
-	memset(r->pos, 0xff, sizeof(r->pos));
+	tok_pos_clear(t, row);
 	tok_settle(r);
 	r->in_use = 1;
 	tok_hash_insert(t, row, h);
@@ -876,6 +966,7 @@ out:
 static void
 tok_heaps_build(struct tok_table *t)
 {
+	struct tok_hent e;
 	struct tok_row *r;
 	uint32_t row, i;
 	unsigned kind, h;
@@ -884,12 +975,16 @@ tok_heaps_build(struct tok_table *t)
 		r = tok_row(t, row);
 		for (kind = 0; r->in_use && kind < TOK_NHK; kind++) {
 			h = tok_heap_id(r->type, kind);
-			if (tok_wants(r, kind))
-				tok_heap_put(t, h, t->heap_len[h]++, row);
+			if (!tok_wants(r, kind))
+				continue;
+			tok_hent_of(r, row, kind, &e);
+			tok_heap_put(t, h, t->heap_len[h]++, &e);
 		}
 	}
+	/* From the last node with a child, (n - 2) / D, up to the root. */
 	for (h = 0; h < TOK_NHEAPS; h++)
-		for (i = t->heap_len[h] / 2; i-- > 0;)
+		for (i = (t->heap_len[h] + TOK_HEAP_D - 2) / TOK_HEAP_D;
+		     i-- > 0;)
 			tok_heap_down(t, h, i);
 }
 
@@ -1205,10 +1300,10 @@ tok_sweep(struct tok_table *t, enum tok_type type, int64_t now_ms)
 	uint32_t row;
 
 	for (n = 0; n < TOK_SWEEP_MAX && t->heap_len[h] > 0; n++) {
-		row = tok_heap(t, h)[0];
-		r = tok_row(t, row);
-		if (r->cooldown_until_ms > now_ms)
+		if (tok_hent_until(&tok_heap(t, h)[0]) > now_ms)
 			break;
+		row = tok_hent_row(&tok_heap(t, h)[0]);
+		r = tok_row(t, row);
 		if (r->status == TOK_ST_COOLING)
 			r->status = TOK_ST_ACTIVE;
 		if (r->remaining == 0)
@@ -1256,7 +1351,7 @@ tok_pick_journaled(struct tok_table *t, enum cfg_pool pool, int64_t now_ms,
 	/* Only the excluded token is usable: better it than nothing. */
 	for (i = 0; i < norder && row == TOK_NONE; i++)
 		if (t->heap_len[order[i]] > 0)
-			row = tok_heap(t, order[i])[0];
+			row = tok_hent_row(&tok_heap(t, order[i])[0]);
 	if (row == TOK_NONE) {
 		rc = WP_ENOTOKEN;
 		for (i = 0; i < norder; i++) {
@@ -1264,8 +1359,7 @@ tok_pick_journaled(struct tok_table *t, enum cfg_pool pool, int64_t now_ms,
 			    (enum tok_type)(order[i] / TOK_NHK), TOK_HK_COOL);
 			if (t->heap_len[h] == 0)
 				continue;
-			until =
-			    tok_row(t, tok_heap(t, h)[0])->cooldown_until_ms;
+			until = tok_hent_until(&tok_heap(t, h)[0]);
 			if (rc == WP_ENOTOKEN || until < best)
 				best = until;
 			rc = WP_ECOOLING;
@@ -1492,20 +1586,25 @@ out:
 static int
 tok_check_heap(struct tok_table *t, unsigned h)
 {
-	uint32_t *a = tok_heap(t, h), i;
+	struct tok_hent *a = tok_heap(t, h), e;
 	unsigned kind = h % TOK_NHK;
 	struct tok_row *r;
+	uint32_t i, row;
 
 	if (t->heap_len[h] > t->cap)
 		return WP_EINVAL;
 	for (i = 0; i < t->heap_len[h]; i++) {
-		if (a[i] >= t->hwm)
+		if ((row = tok_hent_row(&a[i])) >= t->hwm)
 			return WP_EINVAL;
-		r = tok_row(t, a[i]);
+		r = tok_row(t, row);
 		if (!r->in_use || tok_heap_id(r->type, kind) != h ||
-		    r->pos[kind] != i || !tok_wants(r, kind))
+		    *tok_pos(t, kind, row) != i || !tok_wants(r, kind))
 			return WP_EINVAL;
-		if (i > 0 && tok_before(t, kind, a[i], a[(i - 1) / 2]))
+		/* The key is the one its row's fields give now. */
+		tok_hent_of(r, row, kind, &e);
+		if (memcmp(&e, &a[i], sizeof(e)) != 0)
+			return WP_EINVAL;
+		if (i > 0 && tok_before(&a[i], &a[(i - 1) / TOK_HEAP_D]))
 			return WP_EINVAL;
 	}
 	return 0;
@@ -1534,7 +1633,7 @@ tok_check_locked(struct tok_table *t)
 		    tok_hash(r->token) != r->hash)
 			return WP_EINVAL;
 		for (k = 0; k < TOK_NHK; k++)
-			if ((r->pos[k] != TOK_NONE) != tok_wants(r, k))
+			if ((*tok_pos(t, k, i) != TOK_NONE) != tok_wants(r, k))
 				return WP_EINVAL;
 	}
 	for (i = 0; i <= t->hash_mask; i++)
@@ -1569,14 +1668,19 @@ void
 tok_table_wreck(struct tok_table *t)
 {
 	unsigned h = tok_heap_id(TOK_NORMAL, TOK_HK_AVAIL);
-	uint32_t *a = tok_heap(t, h), tmp, i;
+	struct tok_hent *a = tok_heap(t, h), tmp;
+	uint32_t i;
 
 	t->busy = 1;
-	/* A heap out of order with stale positions, a lost index slot. */
+	/*
+	 * A heap out of order with stale positions and a stale key, a lost
+	 * index slot.
+	 */
 	if (t->heap_len[h] > 1) {
 		tmp = a[0];
 		a[0] = a[t->heap_len[h] - 1];
 		a[t->heap_len[h] - 1] = tmp;
+		a[1].hi ^= 1;
 	}
 	t->heap_len[h] += 3;
 	for (i = 0; i <= t->hash_mask; i++) {

@@ -5,8 +5,8 @@
  * here takes and gives it itself, holding it only for a copy or a counter
  * update (never I/O, malloc or logging under it).
  *
- * Selection never scans the table: per pool, usable tokens sit in binary
- * heaps (indices in shm) ordered by remaining quota (unknown, -1, first,
+ * Selection never scans the table: per pool, usable tokens sit in 4-ary
+ * heaps (in shm) ordered by remaining quota (unknown, -1, first,
  * then the largest, less the requests in flight on it, so a burst spreads
  * over tokens instead of piling on one), then least recently used;
  * cooling tokens sit in a heap ordered by the end of their cooldown.

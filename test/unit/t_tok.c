@@ -1,12 +1,16 @@
 /*
  * Unit tests of the token table (shared/tok.c): add/find/remove, the
- * selection order, pools, cooling, failures, capacity, invariants under
- * random operations, and the cost of a pick as the table grows.
+ * selection order (against a model of it, under random operations),
+ * pools, cooling, failures, capacity, invariants under random
+ * operations, repair after a crash, and the cost of a pick as the table
+ * grows.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "err.h"
 #include "tok.h"
@@ -947,6 +951,434 @@ TEST(t_random)
 	tbl_free(&b);
 }
 
+/*
+ * The pick order as documented, computed from a copy of every row: what
+ * the heaps must agree with. Cooldowns that ended are swept first, as
+ * tok_pick does (at most TOK_SWEEP per type, earliest first).
+ */
+#define M_ROWS  160
+#define M_SWEEP 32 /* TOK_SWEEP_MAX */
+
+struct model {
+	struct tok_info ti[M_ROWS];
+	unsigned n;
+};
+
+static void
+m_load(struct tok_table *t, struct model *m)
+{
+	uint32_t iter = 0;
+
+	m->n = 0;
+	while (m->n < M_ROWS && tok_next(t, &iter, &m->ti[m->n]) == 0)
+		m->n++;
+}
+
+static bool
+m_live(const struct tok_info *ti)
+{
+	return ti->status == TOK_ST_ACTIVE || ti->status == TOK_ST_COOLING;
+}
+
+/* End the first M_SWEEP cooldowns of this type that are over by now. */
+static void
+m_sweep(struct model *m, enum tok_type type, int64_t now)
+{
+	struct tok_info *ti, *first;
+	unsigned i, n;
+
+	for (n = 0; n < M_SWEEP; n++) {
+		first = NULL;
+		for (i = 0; i < m->n; i++) {
+			ti = &m->ti[i];
+			if (ti->type != type || !m_live(ti) ||
+			    ti->cooldown_until_ms == 0 ||
+			    ti->cooldown_until_ms > now)
+				continue;
+			if (first == NULL ||
+			    ti->cooldown_until_ms < first->cooldown_until_ms ||
+			    (ti->cooldown_until_ms ==
+			            first->cooldown_until_ms &&
+			        ti->row < first->row))
+				first = ti;
+		}
+		if (first == NULL)
+			return;
+		if (first->status == TOK_ST_COOLING)
+			first->status = TOK_ST_ACTIVE;
+		if (first->remaining == 0)
+			first->remaining = -1;
+		if (first->heavy_remaining == 0)
+			first->heavy_remaining = -1;
+		first->cooldown_until_ms = 0;
+	}
+}
+
+/* Unknown first, then most quota not in flight, then LRU, then row. */
+static bool
+m_before(const struct tok_info *a, const struct tok_info *b, bool heavy)
+{
+	int32_t va = heavy ? a->heavy_remaining : a->remaining;
+	int32_t vb = heavy ? b->heavy_remaining : b->remaining;
+	int64_t ka = (int64_t)va - a->inflight, kb = (int64_t)vb - b->inflight;
+
+	if ((va < 0) != (vb < 0))
+		return va < 0;
+	if (va >= 0 && ka != kb)
+		return ka > kb;
+	if (a->last_used_ms != b->last_used_ms)
+		return a->last_used_ms < b->last_used_ms;
+	return a->row < b->row;
+}
+
+/* The best usable row of a type other than exclude, or NULL. */
+static const struct tok_info *
+m_best(const struct model *m, enum tok_type type, bool heavy, uint32_t exclude)
+{
+	const struct tok_info *ti, *best = NULL;
+	unsigned i;
+
+	for (i = 0; i < m->n; i++) {
+		ti = &m->ti[i];
+		if (ti->type != type || ti->status != TOK_ST_ACTIVE ||
+		    ti->row == exclude ||
+		    (heavy ? ti->heavy_remaining : ti->remaining) == 0)
+			continue;
+		if (best == NULL || m_before(ti, best, heavy))
+			best = ti;
+	}
+	return best;
+}
+
+/*
+ * What tok_pick should answer: 0 and the row, or WP_ECOOLING and the
+ * earliest cooldown end, or WP_ENOTOKEN.
+ */
+static int
+m_pick(struct model *m, enum cfg_pool pool, int64_t now, uint32_t exclude,
+    uint32_t *row, int64_t *retry)
+{
+	static const enum tok_type normal[] = { TOK_NORMAL, TOK_SUPER };
+	static const enum tok_type super[] = { TOK_SUPER };
+	const enum tok_type *order = pool == CFG_POOL_SUPER ? super : normal;
+	unsigned norder = pool == CFG_POOL_SUPER ? 1 : 2, i, k;
+	bool heavy = pool == CFG_POOL_SUPER;
+	const struct tok_info *best = NULL;
+	int rc = WP_ENOTOKEN;
+
+	for (i = 0; i < norder; i++)
+		m_sweep(m, order[i], now);
+	for (i = 0; i < norder && best == NULL; i++)
+		best = m_best(m, order[i], heavy, exclude);
+	for (i = 0; i < norder && best == NULL; i++)
+		best = m_best(m, order[i], heavy, UINT32_MAX);
+	if (best != NULL) {
+		*row = best->row;
+		return 0;
+	}
+	for (i = 0; i < norder; i++) {
+		for (k = 0; k < m->n; k++) {
+			if (m->ti[k].type != order[i] || !m_live(&m->ti[k]) ||
+			    m->ti[k].cooldown_until_ms == 0)
+				continue;
+			if (rc == WP_ENOTOKEN ||
+			    m->ti[k].cooldown_until_ms < *retry)
+				*retry = m->ti[k].cooldown_until_ms;
+			rc = WP_ECOOLING;
+		}
+	}
+	return rc;
+}
+
+/* One random change to the table, other than a pick. */
+static void
+m_poke(struct tok_table *t, struct tok_lease *leases, unsigned *nleases,
+    int64_t now)
+{
+	struct tok_info ti;
+	uint32_t row, gen;
+	char name[32];
+	long op = random() % 9;
+
+	(void)snprintf(name, sizeof(name), "m%ld", random() % (M_ROWS + 40));
+	if (op == 0) {
+		info(&ti, name, random() % 3 == 0 ? TOK_SUPER : TOK_NORMAL,
+		    (int32_t)(random() % 8) - 1, (int32_t)(random() % 5) - 1);
+		ti.last_used_ms = now - random() % 4;
+		(void)tok_add(t, &ti, &row); /* may exist or be full */
+		return;
+	}
+	if (op == 1 && *nleases > 0) {
+		struct tok_lease *l = &leases[random() % *nleases];
+
+		if (random() % 2)
+			(void)tok_charge(t, l, (int32_t)(random() % 3), now);
+		tok_release(t, l);
+		*l = leases[--*nleases];
+		return;
+	}
+	if (op == 2) {
+		(void)tok_remove(t, name); /* may be gone */
+		return;
+	}
+	if (tok_find(t, name, &row, &gen) != 0)
+		return;
+	if (op == 3 || op == 4)
+		(void)tok_set_quota(t, row, gen, random() % 3 == 0,
+		    (int32_t)(random() % 6) - 1, random() % 20, now);
+	else if (op == 5)
+		(void)tok_cool(t, row, gen, now + random() % 30000, "429", now);
+	else if (op == 6)
+		(void)tok_fail(
+		    t, row, gen, random() % 4 ? 500 : 401, "fail", now);
+	else if (tok_get(t, row, gen, &ti) == 0) {
+		ti.status = (uint8_t)(random() % TOK_NSTATUS);
+		ti.type = (uint8_t)(random() % TOK_NTYPES);
+		ti.remaining = (int32_t)(random() % 6) - 1;
+		ti.cooldown_until_ms = random() % 2 ? now + random() % 9000 : 0;
+		(void)tok_set(t, row, gen, &ti);
+	}
+}
+
+/*
+ * Heap order after charges, releases, quota changes, cooldowns (set,
+ * ended, 429), failures and edits: every pick is the one the documented
+ * order gives, in heaps several levels deep, with many equal keys.
+ */
+TEST(t_pick_model)
+{
+	static struct model m;
+	struct tbl b;
+	struct tok_table *t = tbl_new(&b, M_ROWS);
+	struct tok_lease leases[48], l;
+	unsigned nleases = 0, i, bad = 0;
+	int64_t now = T0, retry, want_retry = 0;
+	uint32_t want_row = UINT32_MAX, exclude;
+	enum cfg_pool pool;
+	int rc, want;
+
+	srandom(7);
+	for (i = 0; i < 3000; i++) {
+		now += random() % 3 == 0 ? random() % 4000 : 0; /* ties */
+		if (random() % 3 != 0) {
+			m_poke(t, leases, &nleases, now);
+			continue;
+		}
+		pool = random() % 4 == 0 ? CFG_POOL_SUPER : CFG_POOL_NORMAL;
+		exclude =
+		    random() % 2 ? UINT32_MAX : (uint32_t)(random() % M_ROWS);
+		m_load(t, &m);
+		want = m_pick(&m, pool, now, exclude, &want_row, &want_retry);
+		retry = 0;
+		rc = tok_pick(t, pool, now, exclude, &l, &retry);
+		if (rc != want || (rc == 0 && l.row != want_row) ||
+		    (rc == WP_ECOOLING && retry != want_retry)) {
+			if (bad++ == 0)
+				TH_FAILED("pick %u: rc %d row %u, expected "
+				          "rc %d row %u",
+				    i, rc, rc == 0 ? l.row : 0, want,
+				    want == 0 ? want_row : 0);
+		}
+		if (rc == 0 && nleases < ARRAY_LEN(leases))
+			leases[nleases++] = l;
+		else if (rc == 0)
+			tok_release(t, &l);
+		if (tok_table_check(t) != 0 && bad++ == 0)
+			TH_FAILED("invariant broken at step %u", i);
+	}
+	EXPECT_INT_EQ(bad, 0);
+	tbl_free(&b);
+}
+
+/* Keys at the ends of their ranges still sort as documented. */
+TEST(t_pick_extremes)
+{
+	struct tbl b;
+	struct tok_table *t = tbl_new(&b, 16);
+	struct tok_lease l1, l2;
+	struct tok_info ti;
+	int64_t retry = 0;
+	uint32_t row;
+
+	/* Last use: any int64, the earliest first. */
+	info(&ti, "late", TOK_NORMAL, 7, -1);
+	ti.last_used_ms = INT64_MAX;
+	EXPECT_INT_EQ(tok_add(t, &ti, &row), 0);
+	info(&ti, "neg", TOK_NORMAL, 7, -1);
+	ti.last_used_ms = -5;
+	EXPECT_INT_EQ(tok_add(t, &ti, &row), 0);
+	info(&ti, "min", TOK_NORMAL, 7, -1);
+	ti.last_used_ms = INT64_MIN;
+	EXPECT_INT_EQ(tok_add(t, &ti, &row), 0);
+	EXPECT_STR_EQ(pick_at(t, CFG_POOL_NORMAL, T0, UINT32_MAX, NULL), "min");
+	EXPECT_STR_EQ(
+	    pick_at(t, CFG_POOL_NORMAL, T0 + 1, UINT32_MAX, NULL), "neg");
+	EXPECT_STR_EQ(
+	    pick_at(t, CFG_POOL_NORMAL, T0 + 2, UINT32_MAX, NULL), "min");
+	EXPECT_STR_EQ(
+	    pick_at(t, CFG_POOL_NORMAL, T0 + 3, UINT32_MAX, NULL), "neg");
+	EXPECT_INT_EQ(tok_remove(t, "late"), 0);
+	EXPECT_INT_EQ(tok_remove(t, "neg"), 0);
+	EXPECT_INT_EQ(tok_remove(t, "min"), 0);
+
+	/* Quotas: unknown, then the largest, less what is in flight. */
+	add(t, "max", TOK_NORMAL, INT32_MAX, -1);
+	add(t, "max-1", TOK_NORMAL, INT32_MAX - 1, -1);
+	add(t, "one", TOK_NORMAL, 1, -1);
+	add(t, "unknown", TOK_NORMAL, -1, -1);
+	EXPECT_STR_EQ(
+	    pick_at(t, CFG_POOL_NORMAL, T0, UINT32_MAX, NULL), "unknown");
+	row = get(t, "unknown").row;
+	EXPECT_INT_EQ(
+	    tok_pick(t, CFG_POOL_NORMAL, T0 + 1, row, &l1, &retry), 0);
+	EXPECT_STR_EQ(l1.token, "max");
+	/* max is at INT32_MAX - 1 not in flight, and used later: max-1. */
+	EXPECT_INT_EQ(
+	    tok_pick(t, CFG_POOL_NORMAL, T0 + 2, row, &l2, &retry), 0);
+	EXPECT_STR_EQ(l2.token, "max-1");
+	tok_release(t, &l1);
+	tok_release(t, &l2);
+	EXPECT_STR_EQ(pick_at(t, CFG_POOL_NORMAL, T0 + 3, row, NULL), "max");
+
+	/* Cooldown ends: any positive int64, the earliest first. */
+	info(&ti, "never", TOK_NORMAL, 0, -1);
+	ti.status = TOK_ST_COOLING;
+	ti.cooldown_until_ms = INT64_MAX;
+	EXPECT_INT_EQ(tok_add(t, &ti, &row), 0);
+	info(&ti, "soon", TOK_NORMAL, 0, -1);
+	ti.status = TOK_ST_COOLING;
+	ti.cooldown_until_ms = T0 + 10;
+	EXPECT_INT_EQ(tok_add(t, &ti, &row), 0);
+	EXPECT_INT_EQ(tok_remove(t, "max"), 0);
+	EXPECT_INT_EQ(tok_remove(t, "max-1"), 0);
+	EXPECT_INT_EQ(tok_remove(t, "one"), 0);
+	EXPECT_INT_EQ(tok_remove(t, "unknown"), 0);
+	EXPECT_INT_EQ(tok_pick(t, CFG_POOL_NORMAL, T0, UINT32_MAX, &l1, &retry),
+	    WP_ECOOLING);
+	EXPECT_INT_EQ(retry, T0 + 10);
+	EXPECT_STR_EQ(
+	    pick_at(t, CFG_POOL_NORMAL, T0 + 10, UINT32_MAX, NULL), "soon");
+	EXPECT_INT_EQ(tok_remove(t, "soon"), 0);
+	EXPECT_INT_EQ(tok_pick(t, CFG_POOL_NORMAL, T0, UINT32_MAX, &l1, &retry),
+	    WP_ECOOLING);
+	EXPECT_INT_EQ(retry, INT64_MAX);
+	EXPECT_INT_EQ(tok_table_check(t), 0);
+	tbl_free(&b);
+}
+
+/* A table with some of everything: heaps of every kind, a free list. */
+static void
+crash_fill(struct tok_table *t, struct tok_lease *leases, unsigned n)
+{
+	struct tok_info ti;
+	uint32_t row;
+	int64_t retry;
+	char name[32];
+	unsigned i;
+
+	for (i = 0; i < 120; i++) {
+		(void)snprintf(name, sizeof(name), "crash-%u", i);
+		info(&ti, name, i % 3 == 0 ? TOK_SUPER : TOK_NORMAL,
+		    (int32_t)(i % 9) - 1, (int32_t)(i % 4) - 1);
+		ti.last_used_ms = T0 - (int64_t)(i % 5);
+		if (i % 17 == 0) {
+			ti.status = TOK_ST_COOLING;
+			ti.cooldown_until_ms = T0 + (int64_t)i * 100;
+		}
+		if (i % 23 == 0)
+			ti.status = TOK_ST_DISABLED;
+		(void)tok_add(t, &ti, &row);
+	}
+	for (i = 0; i < 120; i += 11) {
+		(void)snprintf(name, sizeof(name), "crash-%u", i);
+		(void)tok_remove(t, name);
+	}
+	for (i = 0; i < n; i++) {
+		(void)tok_pick(t, i % 3 ? CFG_POOL_NORMAL : CFG_POOL_SUPER,
+		    T0 + i, UINT32_MAX, &leases[i], &retry);
+		if (i % 2)
+			(void)tok_charge(t, &leases[i], 3, T0 + i);
+	}
+	(void)tok_find(t, "crash-5", &row, &ti.row_gen);
+	(void)tok_cool(t, row, ti.row_gen, T0 + 5000, "429", T0);
+}
+
+static void
+crash_child(struct tok_table *t)
+{
+	pid_t pid = fork();
+	int st = -1;
+
+	if (pid == 0) {
+		if (lock_take(tok_table_lock(t), NULL, NULL) != 0)
+			_exit(3);
+		tok_table_wreck(t);
+		_exit(0); /* holding the lock, mid-update */
+	}
+	EXPECT(pid > 0 && waitpid(pid, &st, 0) == pid && st == 0);
+}
+
+/*
+ * A writer dies mid-update: the repair rebuilds heaps whose every pick,
+ * charge, release and sweep then matches a twin table that never broke.
+ */
+TEST(t_repair_order)
+{
+	struct tok_lease la[24], lb[24], xa, xb;
+	struct tbl a, b;
+	struct tok_table *ta = tbl_new(&a, 128), *tb = tbl_new(&b, 128);
+	struct tok_info ia, ib;
+	uint32_t ia_iter = 0, ib_iter = 0;
+	int64_t now, ra = 0, rb = 0;
+	unsigned i, bad = 0;
+	int rca, rcb;
+
+	memset(la, 0, sizeof(la)); /* a pick that failed leaves no lease */
+	memset(lb, 0, sizeof(lb));
+	crash_fill(ta, la, ARRAY_LEN(la));
+	crash_fill(tb, lb, ARRAY_LEN(lb));
+	crash_child(ta); /* repaired by the next taker of the lock */
+	for (i = 0; i < 400; i++) {
+		now = T0 + 100 + (int64_t)i * 40; /* cooldowns end meanwhile */
+		rca = tok_pick(ta, i % 4 ? CFG_POOL_NORMAL : CFG_POOL_SUPER,
+		    now, i % 5 ? UINT32_MAX : i % 128, &xa, &ra);
+		rcb = tok_pick(tb, i % 4 ? CFG_POOL_NORMAL : CFG_POOL_SUPER,
+		    now, i % 5 ? UINT32_MAX : i % 128, &xb, &rb);
+		if ((rca != rcb || (rca == 0 && xa.row != xb.row) ||
+		        (rca == WP_ECOOLING && ra != rb)) &&
+		    bad++ == 0)
+			TH_FAILED("pick %u differs: %d %u, %d %u", i, rca,
+			    xa.row, rcb, xb.row);
+		if (rca == 0 && i % 3 == 0)
+			(void)tok_charge(ta, &xa, 1, now);
+		if (rcb == 0 && i % 3 == 0)
+			(void)tok_charge(tb, &xb, 1, now);
+		if (rca == 0 && i % 2 == 0)
+			tok_release(ta, &xa);
+		if (rcb == 0 && i % 2 == 0)
+			tok_release(tb, &xb);
+		if (i < ARRAY_LEN(la)) {
+			tok_release(ta, &la[i]);
+			tok_release(tb, &lb[i]);
+		}
+	}
+	EXPECT_INT_EQ(bad, 0);
+	EXPECT_INT_EQ(atomic_load(&tok_table_lock(ta)->recovered), 1);
+	EXPECT_INT_EQ(tok_table_check(ta), 0);
+	EXPECT_INT_EQ(tok_table_count(ta), tok_table_count(tb));
+	/* And the rows themselves are the twin's. */
+	while (tok_next(ta, &ia_iter, &ia) == 0) {
+		if (tok_next(tb, &ib_iter, &ib) != 0 ||
+		    memcmp(&ia, &ib, sizeof(ia)) != 0) {
+			TH_FAILED("row %u differs", ia.row);
+			break;
+		}
+	}
+	EXPECT_INT_EQ(tok_next(tb, &ib_iter, &ib), WP_ENOENT);
+	tbl_free(&a);
+	tbl_free(&b);
+}
+
 /* Not a benchmark: shows that a pick does not grow with the table. */
 static void
 scale(uint32_t n)
@@ -1080,6 +1512,9 @@ main(void)
 	RUN(t_remove_row);
 	RUN(t_stats);
 	RUN(t_random);
+	RUN(t_pick_model);
+	RUN(t_pick_extremes);
+	RUN(t_repair_order);
 	RUN(t_sync_due);
 	RUN(t_reason_cut);
 	RUN(t_scale);
