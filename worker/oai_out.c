@@ -617,8 +617,8 @@ oai_head_text(const struct oai_out *o, const char *object, struct buf *b)
 /*
  * The frame oai_chunk makes for a delta of text, written out by hand: it
  * goes out for every piece of a stream, and building and dumping a tree
- * for each was most of the output side's cost. All or nothing at out's
- * cap, like oai_put_json.
+ * for each was most of the output side's cost. key is the member with
+ * its quotes and colon. All or nothing at out's cap, like oai_put_json.
  */
 static int
 oai_put_frame(
@@ -639,7 +639,7 @@ oai_put_frame(
 	if ((rc = buf_append(out, o->head.p, o->head.len)) != 0 ||
 	    (!o->sent_role &&
 	        (rc = buf_puts(out, "\"role\":\"assistant\",")) != 0) ||
-	    (rc = buf_printf(out, "\"%s\":", key)) != 0 ||
+	    (rc = buf_puts(out, key)) != 0 ||
 	    (rc = buf_json_str(out, t->p, t->len)) != 0 ||
 	    (rc = buf_puts(out,
 	         "},\"logprobs\":null,\"finish_reason\":null}]}\n\n")) != 0)
@@ -652,8 +652,8 @@ static int
 oai_put(
     struct oai_out *o, enum oai_chan chan, const struct buf *t, struct buf *out)
 {
-	const char *key =
-	    chan == OAI_CHAN_CONTENT ? "content" : "reasoning_content";
+	const char *key = chan == OAI_CHAN_CONTENT ? "\"content\":"
+	                                           : "\"reasoning_content\":";
 	int rc;
 
 	if (!o->stream) {
