@@ -252,30 +252,50 @@ grok_request_id(char *out)
 	"sentry-environment=production,sentry-public_key="                     \
 	"b311e0f2690c81f25e2c4cf6d4f7ce1c"
 
-static bool
-grok_hdr_ok(unsigned char ch, bool cookie)
-{
-	if (ch < 0x20 || ch == 0x7f)
-		return false;
-	return !cookie ||
-	    (ch != ' ' && ch != ';' && ch != ',' && ch != '"' && ch != '\\');
-}
+/*
+ * Bytes that would end or break a header line (any control byte: CR,
+ * LF, NUL...): GROK_HDR_BAD; also what would end a cookie value and start
+ * another (RFC 6265 cookie-octet): GROK_HDR_BAD_COOKIE. NUL is both, so a
+ * scan stops at the end of its string.
+ */
+#define GROK_HDR_BAD        1
+#define GROK_HDR_BAD_COOKIE 2
+#define GROK_HDR_C(c)                                                          \
+	((c) < 0x20 || (c) == 0x7f ? GROK_HDR_BAD | GROK_HDR_BAD_COOKIE        \
+	        : ((c) == ' ' || (c) == ';' || (c) == ',' || (c) == '"' ||     \
+	              (c) == '\\')                                             \
+	        ? GROK_HDR_BAD_COOKIE                                          \
+	        : 0)
+#define GROK_HDR_C4(c)                                                         \
+	GROK_HDR_C(c), GROK_HDR_C((c) + 1), GROK_HDR_C((c) + 2),               \
+	    GROK_HDR_C((c) + 3)
+#define GROK_HDR_C16(c)                                                        \
+	GROK_HDR_C4(c), GROK_HDR_C4((c) + 4), GROK_HDR_C4((c) + 8),            \
+	    GROK_HDR_C4((c) + 12)
+#define GROK_HDR_C64(c)                                                        \
+	GROK_HDR_C16(c), GROK_HDR_C16((c) + 16), GROK_HDR_C16((c) + 32),       \
+	    GROK_HDR_C16((c) + 48)
+static const unsigned char grok_hdr_bad[256] = { GROK_HDR_C64(0),
+	GROK_HDR_C64(64), GROK_HDR_C64(128), GROK_HDR_C64(192) };
+#undef GROK_HDR_C64
+#undef GROK_HDR_C16
+#undef GROK_HDR_C4
+#undef GROK_HDR_C
 
 /*
- * Append s without the bytes that would end or break a header line (any
- * control byte: CR, LF, NUL...). With cookie, also without what would
- * end a cookie value and start another (RFC 6265 cookie-octet): a token
- * pasted as "abc; admin=1" must not become two cookies.
+ * Append s without the bytes that would end or break a header line. With
+ * cookie, also without what would end a cookie value and start another:
+ * a token pasted as "abc; admin=1" must not become two cookies.
  */
 static int
 grok_hdr_clean(struct buf *b, const char *s, bool cookie)
 {
+	unsigned mask = cookie ? GROK_HDR_BAD_COOKIE : GROK_HDR_BAD;
 	size_t n;
 	int rc;
 
 	while (*s != '\0') {
-		for (n = 0;
-		     s[n] != '\0' && grok_hdr_ok((unsigned char)s[n], cookie);
+		for (n = 0; (grok_hdr_bad[(unsigned char)s[n]] & mask) == 0;
 		     n++)
 			;
 		if (n > 0 && (rc = buf_append(b, s, n)) != 0)
@@ -404,12 +424,13 @@ grok_origin(const struct cfg *c, char *o, size_t len)
 static struct curl_slist *
 grok_hdr_list(const struct buf *b)
 {
+	const char *p, *end = b->p + b->len;
 	struct curl_slist *l;
 	size_t i, n = 0;
 	char *text;
 
-	for (i = 0; i < b->len; i++)
-		n += b->p[i] == '\0';
+	for (p = b->p; (p = memchr(p, '\0', (size_t)(end - p))) != NULL; p++)
+		n++;
 	if (n == 0 || (l = malloc(n * sizeof(*l) + b->len)) == NULL)
 		return NULL;
 	text = memcpy((char *)(l + n), b->p, b->len);
