@@ -127,6 +127,8 @@ struct grok_ev {
 /* Return non-zero to stop the feed (it returns that value). */
 typedef int grok_ev_fn(void *arg, const struct grok_ev *ev);
 
+#define GROK_ND_TMPL_MAX 256 /* a longer token line: no template */
+
 /*
  * The incremental NDJSON reader: takes the body in arbitrary pieces,
  * finds each JSON object (newline separated, `data: ` prefixed, or run
@@ -147,6 +149,15 @@ struct grok_nd {
 	int state;     /* where the scanner is (grok_nd.c) */
 	unsigned nfld; /* bytes of an SSE field name ("data") seen */
 	char fld[8];   /* that field name */
+	/*
+	 * The last token line the shallow scan read, less its token's body:
+	 * tmpl_head bytes before the body, then tmpl_tail from its closing
+	 * quote to the end of the line's object. A line that matches both
+	 * is that line with another token (grok_nd.c).
+	 */
+	unsigned char tmpl[GROK_ND_TMPL_MAX];
+	uint16_t tmpl_head, tmpl_tail; /* bytes; 0 and 0: none yet */
+	bool tmpl_thinking, tmpl_header;
 };
 
 void grok_nd_init(struct grok_nd *p, size_t max_line);

@@ -998,6 +998,64 @@ grok_nd_fast_events(const struct grok_nd_scan *sc, grok_ev_fn *fn, void *arg)
 }
 
 /*
+ * The object at u when it is the template line (grok_nd.tmpl) with
+ * another token: what the scan would find in it, into sc, and its end.
+ * The scan reads a line left to right and never looks back at a token
+ * string it has read, so where the bytes before and after the token's
+ * body are those of a line it read, only the token can differ: checking
+ * the new body as a string is all that is left to do. NULL when the line
+ * does not match.
+ */
+static const unsigned char *
+grok_nd_tmpl_scan(
+    const struct grok_nd *p, struct grok_nd_scan *sc, const unsigned char *u)
+{
+	const unsigned char *q, *body = u + p->tmpl_head;
+	bool esc = false;
+
+	if (p->tmpl_head == 0 ||
+	    (size_t)(sc->end - u) < (size_t)p->tmpl_head + p->tmpl_tail ||
+	    memcmp(u, p->tmpl, p->tmpl_head) != 0 ||
+	    (q = grok_nd_str_end(body, sc->end, &esc)) == NULL ||
+	    (size_t)(sc->end - q) < p->tmpl_tail ||
+	    memcmp(q, p->tmpl + p->tmpl_head, p->tmpl_tail) != 0)
+		return NULL;
+	sc->response = true;
+	sc->thinking = p->tmpl_thinking;
+	sc->header = p->tmpl_header;
+	sc->tok.set = true;
+	sc->tok.esc = esc;
+	sc->tok.s = body;
+	sc->tok.n = (size_t)(q - body);
+	return q + p->tmpl_tail;
+}
+
+/*
+ * Keep the line at u (its object ends at e), which the scan read into sc,
+ * as the template when it is a token line: most lines of an answer are
+ * the one before with another token.
+ */
+static void
+grok_nd_tmpl_keep(struct grok_nd *p, const struct grok_nd_scan *sc,
+    const unsigned char *u, const unsigned char *e)
+{
+	size_t head, tail;
+
+	if (!sc->response || !sc->tok.set || sc->final)
+		return;
+	head = (size_t)(sc->tok.s - u);
+	tail = (size_t)(e - (sc->tok.s + sc->tok.n));
+	if (head + tail > sizeof(p->tmpl))
+		return;
+	memcpy(p->tmpl, u, head);
+	memcpy(p->tmpl + head, sc->tok.s + sc->tok.n, tail);
+	p->tmpl_head = (uint16_t)head;
+	p->tmpl_tail = (uint16_t)tail;
+	p->tmpl_thinking = sc->thinking;
+	p->tmpl_header = sc->header;
+}
+
+/*
  * The object at s (at most n bytes; its end is where the scan finds it)
  * when the shallow scan is sure of it: counted, its events handed on,
  * its length returned. 0: the tree parser is to read it (or it is cut
@@ -1011,9 +1069,13 @@ grok_nd_fast(struct grok_nd *p, const char *s, size_t n, size_t max,
 	struct grok_nd_scan sc = { .end = u + n };
 	size_t len;
 
-	if (p->tree_only || n == 0 || *s != '{' ||
-	    (q = grok_nd_scan_object(&sc, u, ND_L_TOP)) == NULL)
+	if (p->tree_only || n == 0 || *s != '{')
 		return 0;
+	if ((q = grok_nd_tmpl_scan(p, &sc, u)) == NULL) {
+		if ((q = grok_nd_scan_object(&sc, u, ND_L_TOP)) == NULL)
+			return 0;
+		grok_nd_tmpl_keep(p, &sc, u, q);
+	}
 	len = (size_t)(q - u);
 	/* Escapes only shorten: \uXXXX gives at most 3 bytes of its 6. */
 	if (len > max ||

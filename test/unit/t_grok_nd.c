@@ -489,6 +489,93 @@ TEST(nd_scan_long_strings)
 	free(line);
 }
 
+/* ---- the template line ------------------------------------------------ */
+
+/* Token lines after one another: the later ones match the first. */
+TEST(nd_template_lines)
+{
+	static const char *const toks[] = { "b", "", "\\n", "\\u00e9\\\"",
+		"\xc3\xa9", "x\\u0000", "\\ud83d\\ude00", "\x01", "\xc3", "\\q",
+		"a\",\"token\":\"z", "a\",\"isThinking\":true,\"x\":\"",
+		"\"}}}{\"a\":\"" };
+	struct buf b;
+	char name[64];
+	char *body;
+	size_t i;
+
+	for (i = 0; i < sizeof(toks) / sizeof(toks[0]); i++) {
+		buf_init(&b, 1 << 16);
+		(void)buf_printf(&b,
+		    "{\"result\":{\"response\":{\"token\":\"a\",\"isThinking\":"
+		    "true,\"messageTag\":\"header\"}}}\n"
+		    "{\"result\":{\"response\":{\"token\":\"%s\",\"isThinking\":"
+		    "true,\"messageTag\":\"header\"}}}\n"
+		    "{\"result\":{\"response\":{\"token\":\"c\",\"isThinking\":"
+		    "true,\"messageTag\":\"header\"}}}\n",
+		    toks[i]);
+		body = buf_take(&b);
+		(void)snprintf(
+		    name, sizeof(name), "template, token %s", toks[i]);
+		nd_same(name, body, false);
+		free(body);
+	}
+	nd_same("template, then others",
+	    "{\"result\":{\"response\":{\"token\":\"a\",\"isThinking\":"
+	    "true}}}\n"
+	    "{\"result\":{\"response\":{\"token\":\"b\",\"isThinking\":"
+	    "false}}}\n"
+	    "{\"result\":{\"response\":{\"token\":\"c\",\"isThinking\":"
+	    "true}}}\n"
+	    "{\"result\":{\"response\":{\"token\":\"d\",\"isThinking\":"
+	    "true}}}  \n"
+	    "{\"result\":{\"response\":{\"token\":\"e\",\"isThinking\":"
+	    "true}}}{\"result\":{\"response\":{\"token\":\"f\",\"isThinking\""
+	    ":true}}}\n"
+	    "{\"result\":{\"response\":{\"token\":\"g\",\"isThinking\":"
+	    "true}}\n"
+	    "{\"result\":{\"response\":{\"token\":\"h\",\"isThinking\":"
+	    "true}}}}\n"
+	    "{\"result\":{\"response\":{\"token\":\"i\",\"isThinking\":"
+	    "true,\"modelResponse\":{}}}}\n"
+	    "{\"result\":{\"response\":{\"token\":\"i2\",\"isThinking\":"
+	    "true,\"modelResponse\":{}}}}\n"
+	    "{\"result\":{\"response\":{\"token\":\"j\",\"isThinking\":"
+	    "true}}}\n",
+	    false);
+	/* The last of two tokens is the one that changes. */
+	nd_same("template with two tokens",
+	    "{\"result\":{\"response\":{\"token\":\"a\",\"token\":\"b\"}}}\n"
+	    "{\"result\":{\"response\":{\"token\":\"a\",\"token\":\"c\"}}}\n"
+	    "{\"result\":{\"response\":{\"token\":\"x\",\"token\":\"d\"}}}\n"
+	    "{\"result\":{\"response\":{\"token\":\"x\",\"token\":5}}}\n",
+	    true);
+	nd_same("template, SSE",
+	    "data: {\"result\":{\"response\":{\"token\":\"a\"}}}\n\n"
+	    "data: {\"result\":{\"response\":{\"token\":\"b\"}}}\n\n"
+	    "data: [DONE]\n\n",
+	    true);
+}
+
+/* A token line that fits max, then the same line with a longer token. */
+TEST(nd_template_max)
+{
+	static const char a[] = "{\"result\":{\"response\":{\"token\":\"a\""
+	                        "}}}\n";
+	static const char b[] = "{\"result\":{\"response\":{\"token\":\"bb\""
+	                        "}}}\n";
+	struct grok_nd p;
+	struct buf ev;
+
+	buf_init(&ev, 4096);
+	grok_nd_init(&p, sizeof(a) - 2); /* a without its newline */
+	EXPECT_INT_EQ(grok_nd_feed(&p, a, sizeof(a) - 1, nd_rec, &ev), 0);
+	EXPECT_INT_EQ(
+	    grok_nd_feed(&p, b, sizeof(b) - 1, nd_rec, &ev), WP_ETOOBIG);
+	EXPECT_INT_EQ(p.objects, 1);
+	grok_nd_fini(&p);
+	buf_fini(&ev);
+}
+
 /* ---- a whole answer ---------------------------------------------------- */
 
 /* The fake's answer to "[tokens=50] [nothink] Why is the sky blue?", cut. */
@@ -536,6 +623,8 @@ main(void)
 	RUN(nd_scan_depth);
 	RUN(nd_scan_keys_looked_at);
 	RUN(nd_scan_long_strings);
+	RUN(nd_template_lines);
+	RUN(nd_template_max);
 	RUN(nd_scan_answer);
 	TH_DONE();
 }
