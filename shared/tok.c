@@ -49,7 +49,7 @@
 #include "tok.h"
 #include "util.h"
 
-#define TOK_MAGIC     0x544f4b5441424c32ULL /* "TOKTABL2" */
+#define TOK_MAGIC     0x544f4b5441424c31ULL /* "TOKTABL1" */
 #define TOK_NONE      UINT32_MAX
 #define TOK_CAP_MAX   (1u << 22) /* keeps every index and size in range */
 #define TOK_SWEEP_MAX 32         /* cooldowns ended per pick: short holds */
@@ -144,9 +144,9 @@ struct tok_table {
 	uint64_t rows_off;
 	uint64_t hash_off;
 	uint64_t heap_off[TOK_NHEAPS];
-	uint64_t pos_off; /* uint32_t [cap][TOK_POS_N] */
 	_Atomic uint64_t dirty;
 	struct lock lock;
+	uint64_t pos_off; /* uint32_t [cap][TOK_POS_N] */
 } __attribute__((aligned(TOK_ALIGN)));
 
 _Static_assert(sizeof(struct tok_row) % TOK_ALIGN == 0, "rows start a line");
@@ -161,6 +161,14 @@ _Static_assert(TOK_CAP_MAX <= 1ULL << TOK_ROW_BITS, "rows fit heap entries");
 _Static_assert(TOK_KEY_BITS + TOK_ROW_BITS == 64, "key, tie, row: 128 bits");
 _Static_assert(TOK_NHK <= TOK_POS_N, "positions of a row");
 _Static_assert(sizeof(struct tok_table) % TOK_ALIGN == 0, "header size");
+/*
+ * test/integration/k_kill.test.mjs reads these (and the magic, cap) through
+ * /proc/PID/mem: new fields go after the lock.
+ */
+_Static_assert(offsetof(struct tok_table, busy) == 24 &&
+        offsetof(struct tok_table, count) == 32 &&
+        offsetof(struct tok_table, lock) == 144,
+    "header offsets a test knows");
 _Static_assert(TOK_FAIL_EXPIRE < 255, "fail401 is a byte");
 _Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "lock-free dirty counter");
 
