@@ -926,8 +926,8 @@ static size_t
 grok_nd_unescape(const struct grok_nd_span *sp, char *out)
 {
 	static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
-	const unsigned char *s = sp->s;
-	size_t i = 0, o = 0;
+	const unsigned char *s = sp->s, *bs;
+	size_t i = 0, o = 0, k;
 	long cp;
 
 	if (!sp->esc) {
@@ -935,11 +935,15 @@ grok_nd_unescape(const struct grok_nd_span *sp, char *out)
 		out[sp->n] = '\0';
 		return sp->n;
 	}
-	while (i < sp->n) {
-		if (s[i] != '\\') {
-			out[o++] = (char)s[i++];
-			continue;
-		}
+	for (;;) {
+		/* The run up to the next backslash, copied at once. */
+		bs = memchr(s + i, '\\', sp->n - i);
+		k = (bs != NULL ? (size_t)(bs - s) : sp->n) - i;
+		memcpy(out + o, s + i, k);
+		o += k;
+		i += k;
+		if (i == sp->n)
+			break;
 		if (s[i + 1] != 'u') {
 			out[o++] = to[strchr(from, s[i + 1]) - from];
 			i += 2;
@@ -1003,22 +1007,34 @@ grok_nd_fast_events(const struct grok_nd_scan *sc, grok_ev_fn *fn, void *arg)
  * The scan reads a line left to right and never looks back at a token
  * string it has read, so where the bytes before and after the token's
  * body are those of a line it read, only the token can differ: checking
- * the new body as a string is all that is left to do. NULL when the line
- * does not match.
+ * the new body as a string is all that is left to do.
+ * NULL with *other set: another line, for the scan. NULL without: the
+ * template line cut short by the piece, or with a token the scan is
+ * unsure of; the scan would stop where this did, so it need not run.
  */
 static const unsigned char *
-grok_nd_tmpl_scan(
-    const struct grok_nd *p, struct grok_nd_scan *sc, const unsigned char *u)
+grok_nd_tmpl_scan(const struct grok_nd *p, struct grok_nd_scan *sc,
+    const unsigned char *u, bool *other)
 {
 	const unsigned char *q, *body = u + p->tmpl_head;
+	size_t left = (size_t)(sc->end - u);
 	bool esc = false;
 
+	*other = true;
 	if (p->tmpl_head == 0 ||
-	    (size_t)(sc->end - u) < (size_t)p->tmpl_head + p->tmpl_tail ||
-	    memcmp(u, p->tmpl, p->tmpl_head) != 0 ||
-	    (q = grok_nd_str_end(body, sc->end, &esc)) == NULL ||
-	    (size_t)(sc->end - q) < p->tmpl_tail ||
-	    memcmp(q, p->tmpl + p->tmpl_head, p->tmpl_tail) != 0)
+	    memcmp(u, p->tmpl, left < p->tmpl_head ? left : p->tmpl_head) != 0)
+		return NULL;
+	*other = false;
+	if (left < p->tmpl_head ||
+	    (q = grok_nd_str_end(body, sc->end, &esc)) == NULL)
+		return NULL;
+	left = (size_t)(sc->end - q);
+	if (memcmp(q, p->tmpl + p->tmpl_head,
+	        left < p->tmpl_tail ? left : p->tmpl_tail) != 0) {
+		*other = true;
+		return NULL;
+	}
+	if (left < p->tmpl_tail)
 		return NULL;
 	sc->response = true;
 	sc->thinking = p->tmpl_thinking;
@@ -1068,11 +1084,13 @@ grok_nd_fast(struct grok_nd *p, const char *s, size_t n, size_t max,
 	const unsigned char *u = (const unsigned char *)s, *q;
 	struct grok_nd_scan sc = { .end = u + n };
 	size_t len;
+	bool other;
 
 	if (p->tree_only || n == 0 || *s != '{')
 		return 0;
-	if ((q = grok_nd_tmpl_scan(p, &sc, u)) == NULL) {
-		if ((q = grok_nd_scan_object(&sc, u, ND_L_TOP)) == NULL)
+	if ((q = grok_nd_tmpl_scan(p, &sc, u, &other)) == NULL) {
+		if (!other ||
+		    (q = grok_nd_scan_object(&sc, u, ND_L_TOP)) == NULL)
 			return 0;
 		grok_nd_tmpl_keep(p, &sc, u, q);
 	}
@@ -1263,6 +1281,44 @@ static const bool grok_nd_stop[256] = { ['"'] = true,
 	['['] = true,
 	[']'] = true };
 
+/*
+ * The first byte at or after q that grok_nd_inside acts on, or end. This
+ * is the way through an object cut by a piece's end (it is read again
+ * whole when its end comes), so strings, most of its bytes, go 16 at a
+ * time: in one only a quote, backslash or newline counts. Outside, the
+ * brackets too: x & 0xdf is '[' for '[' and '{' only, ']' for ']', '}'.
+ */
+static const unsigned char *
+grok_nd_stop_end(const unsigned char *q, const unsigned char *end, bool in_str)
+{
+#ifdef __SSE2__
+	__m128i v, stop, b;
+	unsigned bits;
+
+	while (end - q >= 16) {
+		memcpy(&v, q, 16);
+		stop = _mm_or_si128(
+		    _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
+		        _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))),
+		    _mm_cmpeq_epi8(v, _mm_set1_epi8('\n')));
+		if (!in_str) {
+			b = _mm_and_si128(v, _mm_set1_epi8((char)0xdf));
+			stop = _mm_or_si128(stop,
+			    _mm_or_si128(_mm_cmpeq_epi8(b, _mm_set1_epi8('[')),
+			        _mm_cmpeq_epi8(b, _mm_set1_epi8(']'))));
+		}
+		if ((bits = (unsigned)_mm_movemask_epi8(stop)) != 0)
+			return q + __builtin_ctz(bits);
+		q += 16;
+	}
+#else
+	(void)in_str;
+#endif
+	while (q < end && !grok_nd_stop[*q])
+		q++;
+	return q;
+}
+
 int
 grok_nd_feed(
     struct grok_nd *p, const char *data, size_t len, grok_ev_fn *fn, void *arg)
@@ -1289,10 +1345,13 @@ grok_nd_feed(
 			continue;
 		}
 		if (!p->esc) { /* most bytes change nothing: skip them */
-			size_t j = i;
+			size_t j =
+			    (size_t)(grok_nd_stop_end(
+			                 (const unsigned char *)data + i,
+			                 (const unsigned char *)data + len,
+			                 p->in_str) -
+			        (const unsigned char *)data);
 
-			while (j < len && !grok_nd_stop[(unsigned char)data[j]])
-				j++;
 			p->scan += j - i;
 			i = j;
 		}

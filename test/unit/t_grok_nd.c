@@ -121,6 +121,50 @@ nd_run(struct nd_out *o, const char *body, size_t len, size_t cut, bool bytes,
 	grok_nd_fini(&p);
 }
 
+/* Feed body in three pieces, cut at a and b (0 < a < b < len). */
+static void
+nd_run3(struct nd_out *o, const char *body, size_t len, size_t a, size_t b,
+    size_t max)
+{
+	struct grok_nd p;
+
+	memset(o, 0, sizeof(*o));
+	buf_init(&o->ev, 1 << 20);
+	grok_nd_init(&p, max);
+	o->rc = nd_piece(&p, body, a, &o->ev);
+	if (o->rc == 0)
+		o->rc = nd_piece(&p, body + a, b - a, &o->ev);
+	if (o->rc == 0)
+		o->rc = nd_piece(&p, body + b, len - b, &o->ev);
+	if (o->rc == 0)
+		o->rc = grok_nd_end(&p, nd_rec, &o->ev);
+	(void)buf_puts(&o->ev, "");
+	o->malformed = p.malformed;
+	o->objects = p.objects;
+	o->seen_response = p.seen_response;
+	grok_nd_fini(&p);
+}
+
+/* body read by jansson alone, whole, with max. */
+static void
+nd_run_tree(struct nd_out *o, const char *body, size_t len, size_t max)
+{
+	struct grok_nd p;
+
+	memset(o, 0, sizeof(*o));
+	buf_init(&o->ev, 1 << 20);
+	grok_nd_init(&p, max);
+	p.tree_only = true;
+	o->rc = nd_piece(&p, body, len, &o->ev);
+	if (o->rc == 0)
+		o->rc = grok_nd_end(&p, nd_rec, &o->ev);
+	(void)buf_puts(&o->ev, "");
+	o->malformed = p.malformed;
+	o->objects = p.objects;
+	o->seen_response = p.seen_response;
+	grok_nd_fini(&p);
+}
+
 static bool
 nd_out_eq(const struct nd_out *a, const struct nd_out *b)
 {
@@ -489,6 +533,42 @@ TEST(nd_scan_long_strings)
 	free(line);
 }
 
+/* ---- objects cut by a piece ------------------------------------------- */
+
+/*
+ * Lines the scan leaves to jansson are found by the bracket counter
+ * alone, as are lines cut by a piece: brackets, quotes and backslashes in
+ * long strings, on each side of its 16-byte steps.
+ */
+TEST(nd_cut_brackets_in_strings)
+{
+	static const char *const strs[] = { "}}}]]]{{{[[[ closers first",
+		"0123456789abcde}", "0123456789abcdef}", "0123456789abcdefg}",
+		"0123456789abcde\\\"}}}", "0123456789abcdef\\\\}",
+		"\\\\\\\"\\\\\\\"{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{",
+		"\xe4\xbd\xa0}\xe5\xa5\xbd]\xf0\x9f\x98\x80{0123456789" };
+	char name[64];
+	struct buf b;
+	char *body;
+	size_t i;
+
+	for (i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
+		buf_init(&b, 1 << 16);
+		(void)buf_printf(&b,
+		    "{\"result\":{\"response\":{\"token\":\"%s\"}}}\n"
+		    "{\"result\":{\"response\":{\"toolUsageCardId\":\"c\","
+		    "\"webSearchResults\":[{\"title\":\"%s\",\"url\":\"%s\","
+		    "\"preview\":\"%s\"}]}}}\n"
+		    "{\"x\":\"%s\"}{\"result\":{\"response\":{\"token\":\"%s\"}"
+		    "}}{\"result\":{\"response\":{\"token\":\"t\"}}}\n",
+		    strs[i], strs[i], strs[i], strs[i], strs[i], strs[i]);
+		body = buf_take(&b);
+		(void)snprintf(name, sizeof(name), "brackets %zu", i);
+		nd_same(name, body, false);
+		free(body);
+	}
+}
+
 /* ---- the template line ------------------------------------------------ */
 
 /* Token lines after one another: the later ones match the first. */
@@ -554,6 +634,55 @@ TEST(nd_template_lines)
 	    "data: {\"result\":{\"response\":{\"token\":\"b\"}}}\n\n"
 	    "data: [DONE]\n\n",
 	    true);
+}
+
+/*
+ * A template line and lines that start like it, in three pieces cut at
+ * every two offsets up to 60 apart (a middle piece of more adds nothing):
+ * a piece that ends inside a template line holds it unread until the
+ * next one (GROK_ND_HELD), which either ends it or hands it back to the
+ * bracket counter. With a max of 44 the long line does not fit.
+ */
+TEST(nd_template_held)
+{
+	static const char body[] =
+	    "{\"result\":{\"response\":{\"token\":\"a\",\"x\":1}}}\n"
+	    "{\"result\":{\"response\":{\"token\":\"bc\",\"x\":1}}}\n"
+	    "{\"result\":{\"response\":{\"token\":\"d\",\"x\":12}}}\n"
+	    "{\"result\":{\"response\":{\"token\":\"e\",\"x\":1}}}"
+	    "{\"result\":{\"response\":{\"token\":\"f\",\"x\":1}}}\n"
+	    "{\"result\":{\"response\":{\"token\":\"g\",\"x\":1}}\n"
+	    "{\"result\":{\"response\":{\"token\":\"h\",\"x\":1,\"y\":[{"
+	    "\"webSearchResults\":\"}}}\"}]}}}\n"
+	    "{\"result\":{\"response\":{\"token\":\"i\",\"x\":1}}}";
+	static const size_t maxes[] = { 1 << 16, 44 };
+	size_t len = sizeof(body) - 1, a, b, m;
+	struct nd_out tree, o;
+	bool ok = true;
+
+	for (m = 0; m < sizeof(maxes) / sizeof(maxes[0]); m++) {
+		nd_run_tree(&tree, body, len, maxes[m]);
+		for (a = 1; a < len && ok; a++) {
+			for (b = a + 1; b < len && b <= a + 60 && ok; b++) {
+				nd_run3(&o, body, len, a, b, maxes[m]);
+				if (!nd_out_eq(&o, &tree)) {
+					TH_FAILED(
+					    "max %zu, cut at %zu and %zu: rc %d "
+					    "malformed %u objects %u "
+					    "events:\n%s--- jansson: rc %d "
+					    "malformed %u objects %u "
+					    "events:\n%s",
+					    maxes[m], a, b, o.rc, o.malformed,
+					    o.objects, o.ev.p, tree.rc,
+					    tree.malformed, tree.objects,
+					    tree.ev.p);
+					ok = false;
+				}
+				buf_fini(&o.ev);
+			}
+		}
+		buf_fini(&tree.ev);
+	}
 }
 
 /* A token line that fits max, then the same line with a longer token. */
@@ -623,7 +752,9 @@ main(void)
 	RUN(nd_scan_depth);
 	RUN(nd_scan_keys_looked_at);
 	RUN(nd_scan_long_strings);
+	RUN(nd_cut_brackets_in_strings);
 	RUN(nd_template_lines);
+	RUN(nd_template_held);
 	RUN(nd_template_max);
 	RUN(nd_scan_answer);
 	TH_DONE();
