@@ -392,9 +392,12 @@ function rawRequest(p, headers, body) {
 function grokRequest(message) {
 	const tok = 'bench-sso-direct-eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9';
 	return rawRequest('/rest/app-chat/conversations/new', {
+		'Accept-Encoding': 'deflate, gzip, br, zstd',
 		Accept: '*/*', 'Accept-Language': 'zh-CN,zh;q=0.9',
 		'Content-Type': 'application/json', Origin: 'https://grok.com',
 		Referer: 'https://grok.com/', Priority: 'u=1, i', 'User-Agent': UA,
+		'Sec-Ch-Ua': '"Not(A:Brand";v="99", "Google Chrome";v="133", "Chromium";v="133"',
+		'Sec-Ch-Ua-Mobile': '?0', 'Sec-Ch-Ua-Platform': '"Windows"',
 		'Sec-Fetch-Dest': 'empty', 'Sec-Fetch-Mode': 'cors',
 		'Sec-Fetch-Site': 'same-origin',
 		Baggage: 'sentry-environment=production,sentry-public_key=b311e0f2690c81f25e2c4cf6d4f7ce1c',
