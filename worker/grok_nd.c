@@ -37,6 +37,7 @@ enum grok_nd_state {
 	GROK_ND_OBJ,     /* inside an object */
 	GROK_ND_GARBAGE, /* skipping a bad line: up to a newline or `{` */
 	GROK_ND_SKIP,    /* skipping a line that is fine to ignore */
+	GROK_ND_HELD,    /* a template line cut by the piece: in pend */
 };
 
 const char *const grok_ev_name[] = {
@@ -1011,22 +1012,25 @@ grok_nd_fast_events(const struct grok_nd_scan *sc, grok_ev_fn *fn, void *arg)
  * NULL with *other set: another line, for the scan. NULL without: the
  * template line cut short by the piece, or with a token the scan is
  * unsure of; the scan would stop where this did, so it need not run.
+ * *cut: the bytes up to the piece's end are the start of the template
+ * line, outside its token (grok_nd_held).
  */
 static const unsigned char *
 grok_nd_tmpl_scan(const struct grok_nd *p, struct grok_nd_scan *sc,
-    const unsigned char *u, bool *other)
+    const unsigned char *u, bool *other, bool *cut)
 {
 	const unsigned char *q, *body = u + p->tmpl_head;
 	size_t left = (size_t)(sc->end - u);
 	bool esc = false;
 
 	*other = true;
+	*cut = false;
 	if (p->tmpl_head == 0 ||
 	    memcmp(u, p->tmpl, left < p->tmpl_head ? left : p->tmpl_head) != 0)
 		return NULL;
 	*other = false;
-	if (left < p->tmpl_head ||
-	    (q = grok_nd_str_end(body, sc->end, &esc)) == NULL)
+	*cut = left < p->tmpl_head;
+	if (*cut || (q = grok_nd_str_end(body, sc->end, &esc)) == NULL)
 		return NULL;
 	left = (size_t)(sc->end - q);
 	if (memcmp(q, p->tmpl + p->tmpl_head,
@@ -1034,7 +1038,7 @@ grok_nd_tmpl_scan(const struct grok_nd *p, struct grok_nd_scan *sc,
 		*other = true;
 		return NULL;
 	}
-	if (left < p->tmpl_tail)
+	if ((*cut = left < p->tmpl_tail))
 		return NULL;
 	sc->response = true;
 	sc->thinking = p->tmpl_thinking;
@@ -1075,20 +1079,21 @@ grok_nd_tmpl_keep(struct grok_nd *p, const struct grok_nd_scan *sc,
  * The object at s (at most n bytes; its end is where the scan finds it)
  * when the shallow scan is sure of it: counted, its events handed on,
  * its length returned. 0: the tree parser is to read it (or it is cut
- * short, or longer than max).
+ * short, or longer than max); *cut as grok_nd_tmpl_scan says.
  */
 static size_t
 grok_nd_fast(struct grok_nd *p, const char *s, size_t n, size_t max,
-    grok_ev_fn *fn, void *arg, int *rc)
+    grok_ev_fn *fn, void *arg, int *rc, bool *cut)
 {
 	const unsigned char *u = (const unsigned char *)s, *q;
 	struct grok_nd_scan sc = { .end = u + n };
 	size_t len;
 	bool other;
 
+	*cut = false;
 	if (p->tree_only || n == 0 || *s != '{')
 		return 0;
-	if ((q = grok_nd_tmpl_scan(p, &sc, u, &other)) == NULL) {
+	if ((q = grok_nd_tmpl_scan(p, &sc, u, &other, cut)) == NULL) {
 		if (!other ||
 		    (q = grok_nd_scan_object(&sc, u, ND_L_TOP)) == NULL)
 			return 0;
@@ -1116,9 +1121,10 @@ grok_nd_parse(
 {
 	json_error_t jerr;
 	json_t *o;
+	bool cut;
 	int rc;
 
-	if (grok_nd_fast(p, s, n, n, fn, arg, &rc) == n)
+	if (grok_nd_fast(p, s, n, n, fn, arg, &rc, &cut) == n)
 		return rc;
 	if ((o = json_loadb(s, n, 0, &jerr)) == NULL) {
 		p->malformed++;
@@ -1230,6 +1236,7 @@ grok_nd_outside(struct grok_nd *p, unsigned char ch)
 			p->state = GROK_ND_IDLE;
 		break;
 	case GROK_ND_OBJ:
+	case GROK_ND_HELD:
 		WP_ASSERT(!"grok_nd_outside inside an object");
 		break;
 	}
@@ -1319,15 +1326,70 @@ grok_nd_stop_end(const unsigned char *q, const unsigned char *end, bool in_str)
 	return q;
 }
 
+/*
+ * Take up pend, held unscanned (GROK_ND_HELD), as the bracket counter
+ * would have left it: it holds the start of a template line (no newline,
+ * no end), so every byte just moves the counter on.
+ */
+static void
+grok_nd_unhold(struct grok_nd *p)
+{
+	size_t i;
+
+	p->state = GROK_ND_OBJ;
+	p->depth = 1;
+	p->in_str = p->esc = false;
+	p->scan = p->pend.len;
+	for (i = 1; i < p->pend.len; i++)
+		(void)grok_nd_inside(p, (unsigned char)p->pend.p[i]);
+}
+
+/*
+ * The rest of a template line the last piece cut (GROK_ND_HELD): its
+ * bytes up to the first newline (an object cannot hold one), at most max
+ * in all, joined to pend and read at once. When that does not give the
+ * object, pend goes to the bracket counter as if it had never been held
+ * and the piece is read from its start. *ip: where the piece goes on.
+ */
+static int
+grok_nd_held(struct grok_nd *p, const char *data, size_t len, grok_ev_fn *fn,
+    void *arg, size_t *ip)
+{
+	const char *nl = memchr(data, '\n', len);
+	size_t old = p->pend.len, k = nl != NULL ? (size_t)(nl - data) : len, n;
+	bool cut;
+	int rc = 0;
+
+	*ip = 0;
+	if (k > p->pend.max - old)
+		k = p->pend.max - old;
+	if (buf_append(&p->pend, data, k) == 0 &&
+	    (n = grok_nd_fast(p, p->pend.p, p->pend.len, p->pend.max, fn, arg,
+	         &rc, &cut)) != 0) {
+		WP_ASSERT(n > old); /* what was held has no end */
+		*ip = n - old;
+		buf_reset(&p->pend);
+		p->state = GROK_ND_IDLE;
+		return rc;
+	}
+	buf_truncate(&p->pend, old);
+	grok_nd_unhold(p);
+	return 0;
+}
+
 int
 grok_nd_feed(
     struct grok_nd *p, const char *data, size_t len, grok_ev_fn *fn, void *arg)
 {
-	size_t i, n, start = 0; /* where the current object starts in data */
+	size_t i = 0, n, start = 0; /* where the current object starts */
 	enum grok_nd_step st;
+	bool cut;
 	int rc;
 
-	for (i = 0; i < len; i++) {
+	if (p->state == GROK_ND_HELD &&
+	    (rc = grok_nd_held(p, data, len, fn, arg, &i)) != 0)
+		return rc;
+	for (; i < len; i++) {
 		unsigned char ch = (unsigned char)data[i];
 
 		if (p->state != GROK_ND_OBJ) {
@@ -1336,12 +1398,18 @@ grok_nd_feed(
 			start = i;
 			/* Most objects lie whole in the piece: one pass. */
 			if ((n = grok_nd_fast(p, data + i, len - i, p->pend.max,
-			         fn, arg, &rc)) == 0)
+			         fn, arg, &rc, &cut)) != 0) {
+				p->state = GROK_ND_IDLE;
+				i += n - 1;
+				if (rc != 0)
+					return rc;
 				continue;
-			p->state = GROK_ND_IDLE;
-			i += n - 1;
-			if (rc != 0)
-				return rc;
+			}
+			if (cut && len - i <= p->pend.max) {
+				/* The rest is a template line's start. */
+				p->state = GROK_ND_HELD;
+				break;
+			}
 			continue;
 		}
 		if (!p->esc) { /* most bytes change nothing: skip them */
@@ -1387,7 +1455,7 @@ grok_nd_feed(
 		if (rc != 0)
 			return rc;
 	}
-	if (p->state == GROK_ND_OBJ &&
+	if ((p->state == GROK_ND_OBJ || p->state == GROK_ND_HELD) &&
 	    (rc = buf_append(&p->pend, data + start, len - start)) != 0) {
 		buf_reset(&p->pend);
 		p->state = GROK_ND_SKIP;
@@ -1405,7 +1473,8 @@ grok_nd_end(struct grok_nd *p, grok_ev_fn *fn, void *arg)
 	 * The scanner parses an object the moment its braces balance, so
 	 * what is left is cut short (an object, or "data" with no colon).
 	 */
-	if (p->state == GROK_ND_OBJ || p->state == GROK_ND_FIELD)
+	if (p->state == GROK_ND_OBJ || p->state == GROK_ND_HELD ||
+	    p->state == GROK_ND_FIELD)
 		p->malformed++;
 	buf_reset(&p->pend);
 	p->state = GROK_ND_IDLE;
