@@ -98,33 +98,35 @@ struct tok_slot {
 };
 
 /*
- * A row starts a cache line, and that first line holds all that a pick,
- * charge and release read and write; the token a pick copies out comes
- * next, and what else a chat touches (synced_ms, reason) shares one more
- * line. With 100,000 rows the picked row is cold and each of its lines a
- * miss (issue #6); whole lines cost 40 bytes a row.
+ * A row starts a cache line, and that first line holds all that a chat
+ * reads and writes (pick, charge, sync check, release) unless the token
+ * had failed; the token a pick copies out comes next. With 100,000 rows
+ * the picked row is cold and each of its lines a miss (issue #6); whole
+ * lines cost 40 bytes a row.
  */
 struct tok_row {
 	int64_t last_used_ms;
 	int64_t cooldown_until_ms;
-	int64_t last_failure_ms;
+	int64_t synced_ms[2]; /* rate-limits last asked: normal, heavy */
 	int32_t remaining;
 	int32_t heavy_remaining;
 	uint32_t failed_count;
 	uint32_t inflight;
 	uint32_t gen;
-	uint32_t hash;
-	uint32_t next_free;
-	uint32_t ntags;
 	uint8_t in_use;
 	uint8_t type;
 	uint8_t status;
 	uint8_t fail401; /* 401s in a row */
 	uint8_t cool429; /* cooling was ordered by the upstream */
-	uint8_t pad[3];
+	uint8_t failure; /* last_failure_ms or reason set: a charge clears */
+	uint8_t pad[6];
 	char token[TOK_LEN_MAX + 1];
-	int64_t synced_ms[2]; /* rate-limits last asked: normal, heavy */
+	int64_t last_failure_ms;
 	int64_t created_ms;
+	uint32_t hash;
+	uint32_t next_free;
+	uint32_t ntags;
+	uint32_t pad2;
 	char reason[TOK_REASON_MAX + 1]; /* "" = null */
 	char note[TOK_NOTE_MAX + 1];
 	char tags[TOK_TAGS_MAX][TOK_TAG_MAX + 1];
@@ -151,9 +153,6 @@ struct tok_table {
 
 _Static_assert(sizeof(struct tok_row) % TOK_ALIGN == 0, "rows start a line");
 _Static_assert(offsetof(struct tok_row, token) == TOK_ALIGN, "one hot line");
-_Static_assert(offsetof(struct tok_row, synced_ms) / TOK_ALIGN ==
-        offsetof(struct tok_row, reason) / TOK_ALIGN,
-    "a chat's end touches one more line");
 _Static_assert(sizeof(struct tok_slot) == 8, "hash slot size");
 _Static_assert(sizeof(struct tok_hent) * TOK_HEAP_D == TOK_ALIGN,
     "a node's children fill a cache line");
@@ -610,6 +609,13 @@ tok_count_add(struct tok_table *t, enum tok_type type, int d)
 	    &t->count_type[type], (uint32_t)d, memory_order_relaxed);
 }
 
+/* Whether a charge has a failure to clear (it sits a line away). */
+static void
+tok_failure_note(struct tok_row *r)
+{
+	r->failure = r->last_failure_ms != 0 || r->reason[0] != '\0';
+}
+
 static void
 tok_row_sanitize(struct tok_row *r)
 {
@@ -627,6 +633,7 @@ tok_row_sanitize(struct tok_row *r)
 	if (r->status >= TOK_NSTATUS)
 		r->status = TOK_ST_DISABLED;
 	tok_settle(r);
+	tok_failure_note(r);
 }
 
 /*
@@ -898,6 +905,7 @@ tok_row_fill(struct tok_row *r, const struct tok_info *ti)
 	r->created_ms = ti->created_ms;
 	r->last_failure_ms = ti->last_failure_ms;
 	r->cooldown_until_ms = ti->cooldown_until_ms;
+	tok_failure_note(r);
 }
 
 static void
@@ -1453,8 +1461,11 @@ tok_charge(struct tok_table *t, const struct tok_lease *lease, int32_t cost,
 	}
 	r->failed_count = 0;
 	r->fail401 = 0;
-	r->last_failure_ms = 0;
-	r->reason[0] = '\0';
+	if (r->failure) {
+		r->last_failure_ms = 0;
+		r->reason[0] = '\0';
+		r->failure = 0;
+	}
 	field = lease->heavy ? &r->heavy_remaining : &r->remaining;
 	if (*field >= 0) {
 		*field = *field > cost ? *field - cost : 0;
@@ -1549,6 +1560,7 @@ tok_set_reason(struct tok_row *r, const char *reason, int64_t now_ms)
 	(void)util_strlcpy(r->reason, reason, sizeof(r->reason));
 	util_utf8_clean(r->reason);
 	r->last_failure_ms = now_ms;
+	tok_failure_note(r);
 }
 
 int
@@ -1658,7 +1670,9 @@ tok_check_locked(struct tok_table *t)
 		n++;
 		ntype[r->type]++;
 		if (tok_hash_find(t, r->token, r->hash) == TOK_NONE ||
-		    tok_hash(r->token) != r->hash)
+		    tok_hash(r->token) != r->hash ||
+		    r->failure !=
+		        (r->last_failure_ms != 0 || r->reason[0] != '\0'))
 			return WP_EINVAL;
 		for (k = 0; k < TOK_NHK; k++)
 			if ((*tok_pos(t, k, i) != TOK_NONE) != tok_wants(r, k))

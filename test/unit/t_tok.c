@@ -553,6 +553,56 @@ TEST(t_fail_expire)
 	tbl_free(&b);
 }
 
+/*
+ * A success clears the last failure however it was set: by the upstream,
+ * the operator or token.json (a reason without a time, a time without a
+ * reason).
+ */
+TEST(t_charge_clears_failure)
+{
+	struct tbl b;
+	struct tok_table *t = tbl_new(&b, 16);
+	struct tok_lease l;
+	struct tok_info ti;
+	int64_t retry;
+	uint32_t row;
+	unsigned i;
+
+	info(&ti, "reason-only", TOK_NORMAL, 50, -1);
+	(void)util_strlcpy(ti.last_failure_reason, "from the file",
+	    sizeof(ti.last_failure_reason));
+	EXPECT_INT_EQ(tok_add(t, &ti, &row), 0);
+	info(&ti, "time-only", TOK_NORMAL, 40, -1);
+	ti.last_failure_ms = T0 - 5;
+	EXPECT_INT_EQ(tok_add(t, &ti, &row), 0);
+	add(t, "set", TOK_NORMAL, 30, -1);
+	ti = get(t, "set");
+	(void)util_strlcpy(
+	    ti.last_failure_reason, "by hand", sizeof(ti.last_failure_reason));
+	EXPECT_INT_EQ(tok_set(t, ti.row, ti.row_gen, &ti), 0);
+	add(t, "cooled", TOK_NORMAL, 20, -1);
+	ti = get(t, "cooled");
+	EXPECT_INT_EQ(tok_cool(t, ti.row, ti.row_gen, T0 + 10, "429", T0), 0);
+	EXPECT_INT_EQ(tok_table_check(t), 0);
+	/* Largest quota first: the order they were made in; the 429 over. */
+	for (i = 0; i < 4; i++) {
+		EXPECT_INT_EQ(tok_pick(t, CFG_POOL_NORMAL, T0 + 10 + i,
+		                  UINT32_MAX, &l, &retry),
+		    0);
+		EXPECT_INT_EQ(tok_charge(t, &l, 1, T0 + 10 + i), 0);
+		tok_release(t, &l);
+		ti = get(t, l.token);
+		EXPECT_INT_EQ(ti.last_failure_ms, 0);
+		EXPECT_STR_EQ(ti.last_failure_reason, "");
+		EXPECT_INT_EQ(ti.failed_count, 0);
+		EXPECT_INT_EQ(tok_table_check(t), 0);
+		EXPECT_INT_EQ(tok_remove(t, l.token), 0); /* the next one */
+	}
+	EXPECT_STR_EQ(l.token, "cooled");
+	EXPECT_INT_EQ(tok_table_check(t), 0);
+	tbl_free(&b);
+}
+
 TEST(t_full)
 {
 	struct tbl b;
@@ -1504,6 +1554,7 @@ main(void)
 	RUN(t_super_heavy_quota);
 	RUN(t_cooling_vs_notoken);
 	RUN(t_fail_expire);
+	RUN(t_charge_clears_failure);
 	RUN(t_full);
 	RUN(t_add_all);
 	RUN(t_prefault);
