@@ -303,10 +303,13 @@ grok_nd_object(struct grok_nd *p, const json_t *o, grok_ev_fn *fn, void *arg)
  * checks by running every input both ways (grok_nd.tree_only).
  *
  * Even so the scan was the largest cost of a chat in the worker, so it
- * reads string bodies eight bytes at a time (grok_nd_plain_end), checks
+ * reads string bodies 16 or 8 bytes at a time (grok_nd_plain_end), checks
  * the values nothing is read from in one loop without a call per value
  * (grok_nd_skip), and only the four levels above recurse. Each step takes
- * the position and returns the next one, or NULL when unsure.
+ * the position and returns the next one, or NULL when unsure. Most lines
+ * are the token line before them with another token; those are read by
+ * comparing them with it (grok_nd_tmpl_scan), and held unread when a
+ * piece cuts them (grok_nd_held).
  */
 static bool
 grok_nd_space(unsigned char ch)
@@ -967,24 +970,36 @@ grok_nd_unescape(const struct grok_nd_span *sp, char *out)
 	return o;
 }
 
+/* The token event of a token string the scan read (under 1024 bytes). */
+static int
+grok_nd_token_event(const struct grok_nd_span *tok, bool thinking, bool header,
+    grok_ev_fn *fn, void *arg)
+{
+	char text[1024];
+	struct grok_ev ev;
+
+	if (!tok->set || tok->n == 0)
+		return 0;
+	grok_nd_ev_init(&ev, GROK_EV_TOKEN);
+	ev.len = grok_nd_unescape(tok, text);
+	ev.text = text;
+	ev.thinking = thinking;
+	ev.header = header;
+	return fn(arg, &ev);
+}
+
 /* The events of a scanned object: its token, then its final text. */
 static int
 grok_nd_fast_events(const struct grok_nd_scan *sc, grok_ev_fn *fn, void *arg)
 {
-	char text[1024], model[ND_MODEL_MAX];
+	char model[ND_MODEL_MAX];
 	struct grok_ev ev;
 	char *msg;
 	int rc;
 
-	if (sc->tok.set && sc->tok.n > 0) {
-		grok_nd_ev_init(&ev, GROK_EV_TOKEN);
-		ev.len = grok_nd_unescape(&sc->tok, text);
-		ev.text = text;
-		ev.thinking = sc->thinking;
-		ev.header = sc->header;
-		if ((rc = fn(arg, &ev)) != 0)
-			return rc;
-	}
+	if ((rc = grok_nd_token_event(
+	         &sc->tok, sc->thinking, sc->header, fn, arg)) != 0)
+		return rc;
 	if (!sc->final)
 		return 0;
 	grok_nd_ev_init(&ev, GROK_EV_FINAL);
@@ -1003,25 +1018,25 @@ grok_nd_fast_events(const struct grok_nd_scan *sc, grok_ev_fn *fn, void *arg)
 }
 
 /*
- * The object at u when it is the template line (grok_nd.tmpl) with
- * another token: what the scan would find in it, into sc, and its end.
- * The scan reads a line left to right and never looks back at a token
- * string it has read, so where the bytes before and after the token's
- * body are those of a line it read, only the token can differ: checking
- * the new body as a string is all that is left to do.
+ * The object at u (before end) when it is the template line
+ * (grok_nd.tmpl) with another token: its end, and the token in tok; the
+ * rest of what the scan would find is the template's. The scan reads a
+ * line left to right and never looks back at a token string it has read,
+ * so where the bytes before and after the token's body are those of a
+ * line it read, only the token can differ: checking the new body as a
+ * string is all that is left to do.
  * NULL with *other set: another line, for the scan. NULL without: the
  * template line cut short by the piece, or with a token the scan is
  * unsure of; the scan would stop where this did, so it need not run.
- * *cut: the bytes up to the piece's end are the start of the template
- * line, outside its token (grok_nd_held).
+ * *cut: the bytes up to end are the start of the template line, outside
+ * its token (grok_nd_held).
  */
-static const unsigned char *
-grok_nd_tmpl_scan(const struct grok_nd *p, struct grok_nd_scan *sc,
-    const unsigned char *u, bool *other, bool *cut)
+static ND_INLINE const unsigned char *
+grok_nd_tmpl_scan(const struct grok_nd *p, const unsigned char *u,
+    const unsigned char *end, struct grok_nd_span *tok, bool *other, bool *cut)
 {
 	const unsigned char *q, *body = u + p->tmpl_head;
-	size_t left = (size_t)(sc->end - u);
-	bool esc = false;
+	size_t left = (size_t)(end - u);
 
 	*other = true;
 	*cut = false;
@@ -1030,9 +1045,10 @@ grok_nd_tmpl_scan(const struct grok_nd *p, struct grok_nd_scan *sc,
 		return NULL;
 	*other = false;
 	*cut = left < p->tmpl_head;
-	if (*cut || (q = grok_nd_str_end(body, sc->end, &esc)) == NULL)
+	tok->esc = false;
+	if (*cut || (q = grok_nd_str_end(body, end, &tok->esc)) == NULL)
 		return NULL;
-	left = (size_t)(sc->end - q);
+	left = (size_t)(end - q);
 	if (memcmp(q, p->tmpl + p->tmpl_head,
 	        left < p->tmpl_tail ? left : p->tmpl_tail) != 0) {
 		*other = true;
@@ -1040,13 +1056,9 @@ grok_nd_tmpl_scan(const struct grok_nd *p, struct grok_nd_scan *sc,
 	}
 	if ((*cut = left < p->tmpl_tail))
 		return NULL;
-	sc->response = true;
-	sc->thinking = p->tmpl_thinking;
-	sc->header = p->tmpl_header;
-	sc->tok.set = true;
-	sc->tok.esc = esc;
-	sc->tok.s = body;
-	sc->tok.n = (size_t)(q - body);
+	tok->set = true;
+	tok->s = body;
+	tok->n = (size_t)(q - body);
 	return q + p->tmpl_tail;
 }
 
@@ -1076,29 +1088,20 @@ grok_nd_tmpl_keep(struct grok_nd *p, const struct grok_nd_scan *sc,
 }
 
 /*
- * The object at s (at most n bytes; its end is where the scan finds it)
- * when the shallow scan is sure of it: counted, its events handed on,
- * its length returned. 0: the tree parser is to read it (or it is cut
- * short, or longer than max); *cut as grok_nd_tmpl_scan says.
+ * grok_nd_fast for a line the template does not give: the scan. Keeps the
+ * line as the template when it can be one.
  */
 static size_t
-grok_nd_fast(struct grok_nd *p, const char *s, size_t n, size_t max,
-    grok_ev_fn *fn, void *arg, int *rc, bool *cut)
+grok_nd_fast_scan(struct grok_nd *p, const unsigned char *u, size_t n,
+    size_t max, grok_ev_fn *fn, void *arg, int *rc)
 {
-	const unsigned char *u = (const unsigned char *)s, *q;
 	struct grok_nd_scan sc = { .end = u + n };
+	const unsigned char *q;
 	size_t len;
-	bool other;
 
-	*cut = false;
-	if (p->tree_only || n == 0 || *s != '{')
+	if ((q = grok_nd_scan_object(&sc, u, ND_L_TOP)) == NULL)
 		return 0;
-	if ((q = grok_nd_tmpl_scan(p, &sc, u, &other, cut)) == NULL) {
-		if (!other ||
-		    (q = grok_nd_scan_object(&sc, u, ND_L_TOP)) == NULL)
-			return 0;
-		grok_nd_tmpl_keep(p, &sc, u, q);
-	}
+	grok_nd_tmpl_keep(p, &sc, u, q);
 	len = (size_t)(q - u);
 	/* Escapes only shorten: \uXXXX gives at most 3 bytes of its 6. */
 	if (len > max ||
@@ -1113,6 +1116,34 @@ grok_nd_fast(struct grok_nd *p, const char *s, size_t n, size_t max,
 		*rc = grok_nd_fast_events(&sc, fn, arg);
 	}
 	return len;
+}
+
+/*
+ * The object at s (at most n bytes; its end is where the scan finds it)
+ * when the shallow scan is sure of it: counted, its events handed on,
+ * its length returned. 0: the tree parser is to read it (or it is cut
+ * short, or longer than max); *cut as grok_nd_tmpl_scan says.
+ */
+static size_t
+grok_nd_fast(struct grok_nd *p, const char *s, size_t n, size_t max,
+    grok_ev_fn *fn, void *arg, int *rc, bool *cut)
+{
+	const unsigned char *u = (const unsigned char *)s, *q;
+	struct grok_nd_span tok;
+	bool other;
+
+	*cut = false;
+	if (p->tree_only || n == 0 || *s != '{')
+		return 0;
+	if ((q = grok_nd_tmpl_scan(p, u, u + n, &tok, &other, cut)) == NULL)
+		return other ? grok_nd_fast_scan(p, u, n, max, fn, arg, rc) : 0;
+	if ((size_t)(q - u) > max || tok.n >= 1024)
+		return 0;
+	p->objects++;
+	p->seen_response = true;
+	*rc = grok_nd_token_event(
+	    &tok, p->tmpl_thinking, p->tmpl_header, fn, arg);
+	return (size_t)(q - u);
 }
 
 static int
