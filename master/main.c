@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
@@ -192,26 +193,16 @@ mkdirs(const char *path, mode_t mode)
 	return 0;
 }
 
-/* Load and check config and token.json; for -t and for start-up. */
+/* Read token.json into m->tok_base (seen: tokfile_read_seen); prints why not.
+ */
 static int
-load_all(struct mst *m, bool quiet_ok)
+load_tokens(struct mst *m, _Atomic uint32_t *seen)
 {
 	char err[CFG_ERR_MAX];
 	int rc;
 
-	if ((rc = cfg_load(m->opts.config, &m->cfg, err, sizeof(err))) != 0) {
-		(void)fprintf(stderr, "%s\n", err);
-		return 1;
-	}
-	mst_apply_opts(&m->opts, &m->cfg);
-	if (mst_check_cfg(&m->cfg, err, sizeof(err)) != 0) {
-		(void)fprintf(stderr, "%s: %s\n", m->opts.config, err);
-		return 1;
-	}
-	(void)snprintf(m->tok_path, sizeof(m->tok_path),
-	    "%s/accounts/grok/token.json", m->cfg.data_dir);
-	if ((rc = tokfile_read(m->tok_path, &m->tok_base, err, sizeof(err))) !=
-	    0) {
+	if ((rc = tokfile_read_seen(
+	         m->tok_path, &m->tok_base, err, sizeof(err), seen)) != 0) {
 		(void)fprintf(
 		    stderr, "%s\n", rc == WP_EPARSE ? err : wp_strerror(rc));
 		return 1;
@@ -222,8 +213,30 @@ load_all(struct mst *m, bool quiet_ok)
 		    m->tok_path, tokfile_count(m->tok_base), m->cfg.max_tokens);
 		return 1;
 	}
-	if (!quiet_ok)
+	return 0;
+}
+
+/* Load and check config (and for -t token.json too, which start reads). */
+static int
+load_all(struct mst *m, bool test)
+{
+	char err[CFG_ERR_MAX];
+
+	if (cfg_load(m->opts.config, &m->cfg, err, sizeof(err)) != 0) {
+		(void)fprintf(stderr, "%s\n", err);
+		return 1;
+	}
+	mst_apply_opts(&m->opts, &m->cfg);
+	if (mst_check_cfg(&m->cfg, err, sizeof(err)) != 0) {
+		(void)fprintf(stderr, "%s: %s\n", m->opts.config, err);
+		return 1;
+	}
+	(void)snprintf(m->tok_path, sizeof(m->tok_path),
+	    "%s/accounts/grok/token.json", m->cfg.data_dir);
+	if (!test)
 		return 0;
+	if (load_tokens(m, NULL) != 0)
+		return 1;
 	(void)printf("%s: ok\n%s: ok, %zu tokens\n", m->opts.config,
 	    m->tok_path, tokfile_count(m->tok_base));
 	return 0;
@@ -232,16 +245,19 @@ load_all(struct mst *m, bool quiet_ok)
 /*
  * Loading a large pool is mostly the kernel giving the token table its
  * pages (zeroed shared memory, about 1 ms per MB on a small VM), so a
- * second thread faults rows in from the last while tok_add_all fills
- * them from the first; they meet in between. The thread takes no lock
- * and is gone before anything forks.
+ * second thread faults rows in, from the first, while the master reads
+ * token.json (following the entries read so far: never a row no token
+ * will fill) and then ahead of tok_add_all. The thread takes no lock and
+ * is gone before anything forks.
  */
-#define MST_PREFAULT_ROWS 1024 /* per call: it stops soon once told */
-#define MST_PREFAULT_MIN  8192 /* fewer rows: not worth a thread */
+#define MST_PREFAULT_ROWS  1024         /* per call: it stops soon once told */
+#define MST_PREFAULT_BYTES (1u << 20)   /* a smaller token.json: no thread */
+#define MST_PREFAULT_WAIT  (100 * 1000) /* ns, while the reader is behind */
 
 struct mst_prefault {
 	struct tok_table *t;
-	uint32_t rows;
+	_Atomic uint32_t seen; /* entries read so far (tokfile_read_seen) */
+	_Atomic uint32_t rows; /* all of them, once read; 0 before */
 	_Atomic bool stop;
 	pthread_t th;
 	bool on;
@@ -250,29 +266,44 @@ struct mst_prefault {
 static void *
 mst_prefault_main(void *arg)
 {
+	const struct timespec wait = { 0, MST_PREFAULT_WAIT };
 	struct mst_prefault *p = arg;
-	uint32_t end = p->rows, n;
+	uint32_t done = 0, rows, lim, n;
 
-	while (end > 0 && !atomic_load(&p->stop)) {
-		n = end < MST_PREFAULT_ROWS ? end : MST_PREFAULT_ROWS;
-		end -= n;
-		if (tok_table_prefault(p->t, end, n) != 0)
+	while (!atomic_load(&p->stop)) {
+		rows = atomic_load(&p->rows);
+		lim = rows != 0 ? rows : atomic_load(&p->seen);
+		if (done >= lim) {
+			if (rows != 0)
+				break;
+			(void)nanosleep(&wait, NULL);
+			continue;
+		}
+		n = lim - done < MST_PREFAULT_ROWS ? lim - done
+		                                   : MST_PREFAULT_ROWS;
+		if (tok_table_prefault(p->t, done, n) != 0)
 			break; /* an old kernel: the load faults them in */
+		done += n;
 	}
 	return NULL;
 }
 
-/* tokfile_load, with the prefault thread when the pool is large. */
+/* token.json into m->tok_base and the table, the thread beside. */
 static int
 load_table(struct mst *m, char *err, size_t errlen)
 {
 	struct mst_prefault p = { .t = m->shm.tok };
+	struct stat st;
 	int rc;
 
-	p.rows = (uint32_t)tokfile_count(m->tok_base); /* <= max_tokens */
-	p.on = p.rows >= MST_PREFAULT_MIN &&
+	p.on = stat(m->tok_path, &st) == 0 &&
+	    st.st_size >= MST_PREFAULT_BYTES &&
 	    pthread_create(&p.th, NULL, mst_prefault_main, &p) == 0;
-	rc = tokfile_load(m->shm.tok, m->tok_base, err, errlen);
+	if ((rc = load_tokens(m, &p.seen)) == 0) {
+		atomic_store(&p.rows, (uint32_t)tokfile_count(m->tok_base));
+		if (tokfile_load(m->shm.tok, m->tok_base, err, errlen) != 0)
+			rc = 2;
+	}
 	if (p.on) {
 		atomic_store(&p.stop, true);
 		(void)pthread_join(p.th, NULL); /* joinable and ours */
@@ -300,7 +331,9 @@ start(struct mst *m)
 		fatalx("libcurl: cannot initialise");
 	if ((rc = shm_create(&m->shm, m->cfg.max_tokens)) != 0)
 		fatal("shared memory (%u tokens)", m->cfg.max_tokens);
-	if ((rc = load_table(m, err, sizeof(err))) != 0)
+	if ((rc = load_table(m, err, sizeof(err))) == 1)
+		return 1; /* why is on stderr */
+	if (rc != 0)
 		fatalx("%s", err);
 	m->tok_saved = tok_table_dirty(m->shm.tok);
 	m->nworkers = mst_nworkers(&m->cfg);

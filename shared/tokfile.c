@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -106,6 +107,7 @@ struct tokfile {
 	char *strs;    /* NUL-terminated strings; offset 0 is "" */
 	size_t strs_len, strs_cap;
 	uint32_t top; /* unknown top-level keys as a JSON object; 0 = none */
+	_Atomic uint32_t *seen; /* while read: entries so far (or NULL) */
 };
 
 /* What is wrong with one token's entry. */
@@ -324,6 +326,9 @@ tokfile_add(struct tokfile *f, const struct tok_info *ti, const char *extra)
 	f->ents[f->n++] = e;
 	f->index[slot].ent1 = (uint32_t)f->n;
 	f->index[slot].hash = h;
+	if (f->seen != NULL && f->n % TOKFILE_SEEN_STEP == 0)
+		atomic_store_explicit(
+		    f->seen, (uint32_t)f->n, memory_order_relaxed);
 	return 0;
 }
 
@@ -1107,7 +1112,8 @@ tokfile_top_scan(struct tokfile_scan *s)
  * jansson must read it (and have the last word on what is wrong).
  */
 static int
-tokfile_scan(const char *text, size_t len, struct tokfile **fp)
+tokfile_scan(
+    const char *text, size_t len, struct tokfile **fp, _Atomic uint32_t *seen)
 {
 	struct tokfile_scan s;
 	int rc = -1;
@@ -1116,10 +1122,13 @@ tokfile_scan(const char *text, size_t len, struct tokfile **fp)
 	s.p = text;
 	s.end = text + len;
 	buf_init(&s.top, TOKFILE_MAX_BYTES);
-	if ((s.f = tokfile_new(len / TOKFILE_TOKEN_BYTES, len + 1)) != NULL &&
-	    (rc = tokfile_top_scan(&s)) == 0) {
-		*fp = s.f;
-		s.f = NULL;
+	if ((s.f = tokfile_new(len / TOKFILE_TOKEN_BYTES, len + 1)) != NULL) {
+		s.f->seen = seen;
+		if ((rc = tokfile_top_scan(&s)) == 0) {
+			s.f->seen = NULL;
+			*fp = s.f;
+			s.f = NULL;
+		}
 	}
 	tokfile_free(s.f);
 	buf_fini(&s.top);
@@ -1357,16 +1366,19 @@ tokfile_parse_slow(const char *path, const char *text, size_t len,
 	return rc;
 }
 
-int
-tokfile_parse(const char *path, const char *text, size_t len, unsigned flags,
-    struct tokfile **fp, char *err, size_t errlen)
+/* tokfile_parse, with tokfile_read_seen's counter. */
+static int
+tokfile_parse_seen(const char *path, const char *text, size_t len,
+    unsigned flags, struct tokfile **fp, char *err, size_t errlen,
+    _Atomic uint32_t *seen)
 {
 	int rc;
 
 	*fp = NULL;
 	if (errlen > 0)
 		err[0] = '\0';
-	if ((flags & TOKFILE_SLOW) == 0 && tokfile_scan(text, len, fp) == 0)
+	if ((flags & TOKFILE_SLOW) == 0 &&
+	    tokfile_scan(text, len, fp, seen) == 0)
 		return 0;
 	if ((flags & TOKFILE_FAST) != 0) {
 		(void)snprintf(err, errlen, "%s: not for the scanner", path);
@@ -1379,7 +1391,22 @@ tokfile_parse(const char *path, const char *text, size_t len, unsigned flags,
 }
 
 int
+tokfile_parse(const char *path, const char *text, size_t len, unsigned flags,
+    struct tokfile **fp, char *err, size_t errlen)
+{
+	return tokfile_parse_seen(
+	    path, text, len, flags, fp, err, errlen, NULL);
+}
+
+int
 tokfile_read(const char *path, struct tokfile **fp, char *err, size_t errlen)
+{
+	return tokfile_read_seen(path, fp, err, errlen, NULL);
+}
+
+int
+tokfile_read_seen(const char *path, struct tokfile **fp, char *err,
+    size_t errlen, _Atomic uint32_t *seen)
 {
 	char *buf = NULL;
 	size_t len = 0, skip = 0;
@@ -1412,7 +1439,8 @@ tokfile_read(const char *path, struct tokfile **fp, char *err, size_t errlen)
 	/* Editors on Windows add a byte-order mark. */
 	if (len >= 3 && memcmp(buf, "\xef\xbb\xbf", 3) == 0)
 		skip = 3;
-	rc = tokfile_parse(path, buf + skip, len - skip, 0, fp, err, errlen);
+	rc = tokfile_parse_seen(
+	    path, buf + skip, len - skip, 0, fp, err, errlen, seen);
 out:
 	if (rc == WP_ENOMEM && errlen > 0 && err[0] == '\0')
 		(void)snprintf(err, errlen, "%s: out of memory", path);

@@ -13,8 +13,10 @@
 #ifndef WP_TOKFILE_H
 #define WP_TOKFILE_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "tok.h"
 
@@ -27,6 +29,15 @@ struct tokfile;
  */
 int tokfile_read(
     const char *path, struct tokfile **fp, char *err, size_t errlen);
+/*
+ * tokfile_read that counts, in *seen, the entries read so far (every
+ * TOKFILE_SEEN_STEP, relaxed): the master faults the token table's rows
+ * in on another thread while the file is read. Entries jansson reads
+ * (an unusual file) are not counted.
+ */
+#define TOKFILE_SEEN_STEP 1024
+int tokfile_read_seen(const char *path, struct tokfile **fp, char *err,
+    size_t errlen, _Atomic uint32_t *seen);
 void tokfile_free(struct tokfile *f);
 /*
  * In a child just forked from the master: let go of its copy of f, so

@@ -20,6 +20,7 @@
 
 #include <jansson.h>
 
+#include "buf.h"
 #include "err.h"
 #include "tok.h"
 #include "tokfile.h"
@@ -475,6 +476,36 @@ TEST(t_too_many)
 	tbl_free(&b);
 }
 
+/* tokfile_read_seen counts what it has read, in steps, for the master. */
+TEST(t_read_seen)
+{
+	char path[128], err[512];
+	struct tokfile *f = NULL;
+	_Atomic uint32_t seen = 0;
+	struct buf b;
+	FILE *fp;
+	int i;
+
+	buf_init(&b, 1u << 20);
+	EXPECT_INT_EQ(buf_puts(&b, "{\"ssoNormal\":{"), 0);
+	for (i = 0; i < 2500; i++)
+		EXPECT_INT_EQ(
+		    buf_printf(&b, "%s\"seen-tok-%05d\":{}", i ? "," : "", i),
+		    0);
+	EXPECT_INT_EQ(buf_puts(&b, "},\"ssoSuper\":{}}"), 0);
+	path_in(path, sizeof(path), "seen.json");
+	fp = fopen(path, "w");
+	EXPECT(fp != NULL && fwrite(b.p, 1, b.len, fp) == b.len);
+	if (fp != NULL)
+		(void)fclose(fp);
+	EXPECT_INT_EQ(tokfile_read_seen(path, &f, err, sizeof(err), &seen), 0);
+	EXPECT_INT_EQ(tokfile_count(f), 2500);
+	/* Every TOKFILE_SEEN_STEP entries: 1,024 and 2,048 of 2,500. */
+	EXPECT_INT_EQ(atomic_load(&seen), 2 * TOKFILE_SEEN_STEP);
+	tokfile_free(f);
+	buf_fini(&b);
+}
+
 static const char merge_base[] =
     "{\"ssoNormal\": {\n"
     "  \"keep\": {\"remainingQueries\": 50, \"note\": \"k\"},\n"
@@ -763,6 +794,7 @@ main(void)
 	RUN(t_written_shape);
 	RUN(t_errors);
 	RUN(t_too_many);
+	RUN(t_read_seen);
 	RUN(t_merge);
 	RUN(t_scanner);
 	RUN(t_base_is_written);
