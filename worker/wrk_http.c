@@ -556,11 +556,12 @@ wrk_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
 #define WRK_ACCEPT_BATCH 128 /* accepts per wake-up: the rest next turn */
 #define WRK_MHD_RERUN    3   /* extra runs in a row while MHD wants them */
 /*
- * MHD's memory per connection: the request head (~12 KiB of headers at
- * most), then the response head and the frames on their way out. MHD
- * zeroes the half it read the request into when the answer starts, so
- * the 64 KiB it had touched ~25 KiB per stream; 16 KiB touches at most
- * 16 (and is malloc'ed, not a mapping of its own).
+ * MHD's memory per connection: the request head (16 KiB at most, 8 of
+ * it for a Cookie header MHD copies again: webproxyd(8)), then the
+ * response head and the frames on their way out. MHD zeroes the half it
+ * read the request into when the answer starts, so the 64 KiB it had
+ * touched ~25 KiB per stream; 16 KiB touches at most 16 (and is
+ * malloc'ed, not a mapping of its own).
  */
 #define WRK_MHD_POOL (16 * 1024)
 
@@ -862,8 +863,7 @@ wrk_http_run(struct wrk *w)
 				m->due_ms = -1;
 				break;
 			}
-			/* Its timeout changes only when it runs, or is marked.
-			 */
+			/* It changes only when it runs, or is marked. */
 			m->due_ms =
 			    now + (to < INT32_MAX ? (int64_t)to : INT32_MAX);
 			if (to != 0 || m->ready || k == WRK_MHD_RERUN)
