@@ -81,6 +81,20 @@ buf_puts(struct buf *b, const char *s)
 }
 
 int
+buf_put_i64(struct buf *b, int64_t v)
+{
+	char d[24], *p = d + sizeof(d);
+	uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+
+	do
+		*--p = (char)('0' + u % 10);
+	while ((u /= 10) != 0);
+	if (v < 0)
+		*--p = '-';
+	return buf_append(b, p, (size_t)(d + sizeof(d) - p));
+}
+
+int
 buf_json_str(struct buf *b, const char *s, size_t n)
 {
 	static const char hex[] = "0123456789ABCDEF";

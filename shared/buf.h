@@ -8,6 +8,7 @@
 
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct buf {
 	char *p;
@@ -26,6 +27,8 @@ void buf_truncate(struct buf *b, size_t len);
 /* Returns 0, WP_ETOOBIG (would pass max; b unchanged) or WP_ENOMEM. */
 int buf_append(struct buf *b, const void *data, size_t len);
 int buf_puts(struct buf *b, const char *s);
+/* v in decimal, as printf's %lld writes it. */
+int buf_put_i64(struct buf *b, int64_t v);
 int buf_printf(struct buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /*

@@ -549,6 +549,28 @@ oai_out_fini(struct oai_out *o)
 }
 
 /*
+ * Whether a piece passes the filter and the repair unchanged: ASCII with
+ * no "<", and nothing held from the last piece (a tag's name, the head
+ * of a UTF-8 sequence, the inside of a dropped tag). Most are: a token of
+ * English text.
+ */
+static bool
+oai_clean_plain(const struct oai_out *o, enum oai_src src,
+    const struct oai_tagf *tf, const char *text, size_t len)
+{
+	unsigned char any = 0;
+	size_t i;
+
+	if (o->ncarry[src] != 0 ||
+	    (tf->ntags != 0 &&
+	        (tf->hdr >= 0 || tf->hold.len > 0 || tf->inside >= 0)))
+		return false;
+	for (i = 0; i < len; i++)
+		any |= (unsigned char)text[i] | (text[i] == '<' ? 0x80 : 0);
+	return any < 0x80;
+}
+
+/*
  * Filter and repair a piece of one source into dst (reset first). final:
  * the source ends; release what the filter and the carry hold.
  */
@@ -563,6 +585,12 @@ oai_clean(struct oai_out *o, enum oai_src src, const char *text, size_t len,
 
 	if (len > (SIZE_MAX - OAI_HOLD_MAX - OAI_SLACK) / 3)
 		return WP_ETOOBIG;
+	if (!final && oai_clean_plain(o, src, tf, text, len)) {
+		/* What the filter and the repair would give, in one copy. */
+		buf_reset(dst);
+		dst->max = len * 3 + OAI_SLACK;
+		return buf_append(dst, text, len);
+	}
 	buf_reset(&o->raw);
 	o->raw.max = len + OAI_HOLD_MAX + OAI_SLACK;
 	if ((rc = buf_append(&o->raw, o->carry[src], o->ncarry[src])) != 0)
@@ -606,9 +634,13 @@ oai_head_text(const struct oai_out *o, const char *object, struct buf *b)
 {
 	int rc;
 
-	if ((rc = buf_printf(b,
-	         "{\"id\":\"%s\",\"object\":\"%s\",\"created\":%lld,\"model\":",
-	         o->id, object, (long long)o->created)) != 0 ||
+	if ((rc = buf_puts(b, "{\"id\":\"")) != 0 ||
+	    (rc = buf_puts(b, o->id)) != 0 ||
+	    (rc = buf_puts(b, "\",\"object\":\"")) != 0 ||
+	    (rc = buf_puts(b, object)) != 0 ||
+	    (rc = buf_puts(b, "\",\"created\":")) != 0 ||
+	    (rc = buf_put_i64(b, o->created)) != 0 ||
+	    (rc = buf_puts(b, ",\"model\":")) != 0 ||
 	    (rc = buf_json_str(b, o->model, strlen(o->model))) != 0)
 		return rc;
 	return buf_puts(b, ",\"system_fingerprint\":null,");
@@ -822,14 +854,17 @@ oai_finish_body(struct oai_out *o, const char *finish, struct buf *out)
 	        ((rc = buf_puts(out, ",\"reasoning_content\":")) != 0 ||
 	            (rc = buf_json_str(
 	                 out, o->reasoning.p, o->reasoning.len)) != 0)) ||
-	    (rc = buf_printf(out,
-	         "},\"logprobs\":null,\"finish_reason\":\"%s\"}],\"usage\":"
-	         "{\"prompt_tokens\":%lu,\"completion_tokens\":%lu,"
-	         "\"total_tokens\":%lu}}",
-	         finish, (unsigned long)o->prompt_tokens,
-	         (unsigned long)o->completion_tokens,
-	         (unsigned long)o->prompt_tokens +
-	             (unsigned long)o->completion_tokens)) != 0)
+	    (rc = buf_puts(out, "},\"logprobs\":null,\"finish_reason\":\"")) !=
+	        0 ||
+	    (rc = buf_puts(out, finish)) != 0 ||
+	    (rc = buf_puts(out, "\"}],\"usage\":{\"prompt_tokens\":")) != 0 ||
+	    (rc = buf_put_i64(out, o->prompt_tokens)) != 0 ||
+	    (rc = buf_puts(out, ",\"completion_tokens\":")) != 0 ||
+	    (rc = buf_put_i64(out, o->completion_tokens)) != 0 ||
+	    (rc = buf_puts(out, ",\"total_tokens\":")) != 0 ||
+	    (rc = buf_put_i64(
+	         out, (int64_t)o->prompt_tokens + o->completion_tokens)) != 0 ||
+	    (rc = buf_puts(out, "}}")) != 0)
 		buf_truncate(out, mark);
 	return rc;
 }

@@ -3,6 +3,7 @@
  * jansson dumps for the same string (the hand-made frames must read the
  * same as the ones jansson made before them).
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +45,28 @@ same_as_jansson(const char *s, size_t n)
 /* A string literal, without its NUL. */
 #define SAME(lit) same_as_jansson(lit, sizeof(lit) - 1)
 
+/* buf_put_i64 writes what printf's %lld does, at the ends too. */
+TEST(t_put_i64)
+{
+	static const int64_t v[] = { 0, 7, -1, 10, 1700000000, -987654321,
+		INT64_MAX, INT64_MIN };
+	char want[32];
+	struct buf b;
+	size_t i;
+
+	for (i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+		buf_init(&b, 64);
+		EXPECT_INT_EQ(buf_put_i64(&b, v[i]), 0);
+		(void)snprintf(want, sizeof(want), "%lld", (long long)v[i]);
+		EXPECT_STR_EQ(b.p, want);
+		buf_fini(&b);
+	}
+	buf_init(&b, 3); /* over the cap: an error, b unchanged */
+	EXPECT_INT_EQ(buf_put_i64(&b, 1234), WP_ETOOBIG);
+	EXPECT_INT_EQ(b.len, 0);
+	buf_fini(&b);
+}
+
 TEST(t_json_str)
 {
 	char all[128];
@@ -82,6 +105,7 @@ TEST(t_json_str_cap)
 int
 main(void)
 {
+	RUN(t_put_i64);
 	RUN(t_json_str);
 	RUN(t_json_str_cap);
 	TH_DONE();

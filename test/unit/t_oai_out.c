@@ -914,6 +914,35 @@ TEST(t_split_through_answer)
 	}
 }
 
+/*
+ * Random splits of the text into up to 16 pieces through oai_out, stream
+ * and non-stream: plain ASCII pieces take a short cut past the filter
+ * and the repair, and must give what the long way gives around tags, a
+ * held "<" and a UTF-8 sequence cut between pieces.
+ */
+TEST(t_split_random_through_answer)
+{
+	static char txt[16][sizeof(split_in)];
+	size_t len = sizeof(split_in) - 1, off, n, k;
+	struct piece pc[16];
+	uint32_t seed = 777;
+	unsigned round;
+
+	for (round = 0; round < 300; round++) {
+		for (n = 0, off = 0; n < 15 && off < len; n++, off += k) {
+			k = 1 + lcg(&seed) % 9;
+			if (k > len - off)
+				k = len - off;
+			memcpy(txt[n], split_in + off, k);
+			txt[n][k] = '\0';
+			pc[n] = (struct piece){ txt[n], false };
+		}
+		memcpy(txt[n], split_in + off, len - off + 1);
+		pc[n] = (struct piece){ txt[n], false };
+		both(OAI_RF_THINK_TAGS, TAGS, pc, n + 1, split_want, "");
+	}
+}
+
 /* ---- UTF-8 -------------------------------------------------------------- */
 
 TEST(t_utf8_repair)
@@ -1029,6 +1058,7 @@ main(void)
 	RUN(t_tagf_prompt);
 	RUN(t_tagf_every_split);
 	RUN(t_tagf_random_splits);
+	RUN(t_split_random_through_answer);
 	RUN(t_split_through_answer);
 	RUN(t_utf8_repair);
 	RUN(t_caps);
