@@ -85,6 +85,28 @@ nd_piece(struct grok_nd *p, const char *s, size_t n, struct buf *ev)
 	return rc;
 }
 
+/* Start o and p for a run: no events yet, a reader of lines up to max. */
+static void
+nd_begin(struct nd_out *o, struct grok_nd *p, size_t max)
+{
+	memset(o, 0, sizeof(*o));
+	buf_init(&o->ev, 1 << 20);
+	grok_nd_init(p, max);
+}
+
+/* End the stream unless it failed, and take p's counts into o. */
+static void
+nd_finish(struct nd_out *o, struct grok_nd *p)
+{
+	if (o->rc == 0)
+		o->rc = grok_nd_end(p, nd_rec, &o->ev);
+	(void)buf_puts(&o->ev, ""); /* a NUL after the events, even none */
+	o->malformed = p->malformed;
+	o->objects = p->objects;
+	o->seen_response = p->seen_response;
+	grok_nd_fini(p);
+}
+
 /*
  * Feed body: whole (cut 0), cut in two at cut, or a byte at a time
  * (bytes); tree: jansson for every object.
@@ -97,9 +119,7 @@ nd_run(struct nd_out *o, const char *body, size_t len, size_t cut, bool bytes,
 	size_t off;
 	unsigned j0 = nd_jallocs;
 
-	memset(o, 0, sizeof(*o));
-	buf_init(&o->ev, 1 << 20);
-	grok_nd_init(&p, 1 << 16);
+	nd_begin(o, &p, 1 << 16);
 	p.tree_only = tree;
 	if (bytes) {
 		for (off = 0; off < len && o->rc == 0; off++)
@@ -111,14 +131,8 @@ nd_run(struct nd_out *o, const char *body, size_t len, size_t cut, bool bytes,
 	} else {
 		o->rc = nd_piece(&p, body, len, &o->ev);
 	}
-	if (o->rc == 0)
-		o->rc = grok_nd_end(&p, nd_rec, &o->ev);
-	(void)buf_puts(&o->ev, ""); /* a NUL after the events, even none */
-	o->malformed = p.malformed;
-	o->objects = p.objects;
-	o->seen_response = p.seen_response;
+	nd_finish(o, &p);
 	o->jallocs = nd_jallocs - j0;
-	grok_nd_fini(&p);
 }
 
 /* Feed body in three pieces, cut at a and b (0 < a < b < len). */
@@ -128,21 +142,13 @@ nd_run3(struct nd_out *o, const char *body, size_t len, size_t a, size_t b,
 {
 	struct grok_nd p;
 
-	memset(o, 0, sizeof(*o));
-	buf_init(&o->ev, 1 << 20);
-	grok_nd_init(&p, max);
+	nd_begin(o, &p, max);
 	o->rc = nd_piece(&p, body, a, &o->ev);
 	if (o->rc == 0)
 		o->rc = nd_piece(&p, body + a, b - a, &o->ev);
 	if (o->rc == 0)
 		o->rc = nd_piece(&p, body + b, len - b, &o->ev);
-	if (o->rc == 0)
-		o->rc = grok_nd_end(&p, nd_rec, &o->ev);
-	(void)buf_puts(&o->ev, "");
-	o->malformed = p.malformed;
-	o->objects = p.objects;
-	o->seen_response = p.seen_response;
-	grok_nd_fini(&p);
+	nd_finish(o, &p);
 }
 
 /* body read by jansson alone, whole, with max. */
@@ -151,18 +157,10 @@ nd_run_tree(struct nd_out *o, const char *body, size_t len, size_t max)
 {
 	struct grok_nd p;
 
-	memset(o, 0, sizeof(*o));
-	buf_init(&o->ev, 1 << 20);
-	grok_nd_init(&p, max);
+	nd_begin(o, &p, max);
 	p.tree_only = true;
 	o->rc = nd_piece(&p, body, len, &o->ev);
-	if (o->rc == 0)
-		o->rc = grok_nd_end(&p, nd_rec, &o->ev);
-	(void)buf_puts(&o->ev, "");
-	o->malformed = p.malformed;
-	o->objects = p.objects;
-	o->seen_response = p.seen_response;
-	grok_nd_fini(&p);
+	nd_finish(o, &p);
 }
 
 static bool
