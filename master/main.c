@@ -288,26 +288,32 @@ mst_prefault_main(void *arg)
 	return NULL;
 }
 
-/* token.json into m->tok_base and the table, the thread beside. */
+/*
+ * token.json into m->tok_base and the table, the thread beside. Returns
+ * 0, or 1 when token.json is bad (why is on stderr); a table that will
+ * not take it is fatal.
+ */
 static int
-load_table(struct mst *m, char *err, size_t errlen)
+load_table(struct mst *m)
 {
 	struct mst_prefault p = { .t = m->shm.tok };
+	char err[CFG_ERR_MAX];
 	struct stat st;
-	int rc;
+	int rc, lrc = 0;
 
 	p.on = stat(m->tok_path, &st) == 0 &&
 	    st.st_size >= MST_PREFAULT_BYTES &&
 	    pthread_create(&p.th, NULL, mst_prefault_main, &p) == 0;
 	if ((rc = load_tokens(m, &p.seen)) == 0) {
 		atomic_store(&p.rows, (uint32_t)tokfile_count(m->tok_base));
-		if (tokfile_load(m->shm.tok, m->tok_base, err, errlen) != 0)
-			rc = 2;
+		lrc = tokfile_load(m->shm.tok, m->tok_base, err, sizeof(err));
 	}
 	if (p.on) {
 		atomic_store(&p.stop, true);
 		(void)pthread_join(p.th, NULL); /* joinable and ours */
 	}
+	if (lrc != 0)
+		fatalx("%s", err);
 	return rc;
 }
 
@@ -331,10 +337,8 @@ start(struct mst *m)
 		fatalx("libcurl: cannot initialise");
 	if ((rc = shm_create(&m->shm, m->cfg.max_tokens)) != 0)
 		fatal("shared memory (%u tokens)", m->cfg.max_tokens);
-	if ((rc = load_table(m, err, sizeof(err))) == 1)
+	if (load_table(m) != 0)
 		return 1; /* why is on stderr */
-	if (rc != 0)
-		fatalx("%s", err);
 	m->tok_saved = tok_table_dirty(m->shm.tok);
 	m->nworkers = mst_nworkers(&m->cfg);
 	if (mst_listen_open(m, m->nworkers, err, sizeof(err)) != 0)
