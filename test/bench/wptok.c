@@ -11,6 +11,11 @@
  * 1,000 operations of the time of one pick + charge (each timed on its
  * own, so two clock reads are in it, ~40 ns), and the median of pick +
  * charge + release timed per batch, in µs.
+ *
+ * The sizes take turns, a batch each (after 100 untimed operations on
+ * the same table): this VM's speed switches between two levels every
+ * few seconds (test/bench/README.md), and sizes timed one after the
+ * other would compare the two levels as often as the two sizes.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,49 +81,51 @@ wt_table(uint32_t n, void **mem, size_t *size)
 	return t;
 }
 
+#define WT_WARM 100 /* untimed operations before each batch */
+
 /*
- * Microseconds per op of nb batches, sorted: pc[] of pick + charge
- * alone (the release is outside the clock), all[] with the release.
+ * One batch on t: returns µs per op of pick + charge alone (the release
+ * is outside the clock) and, in *all, with the release.
  */
-static void
-wt_run(struct tok_table *t, long nb, double *pc, double *all)
+static double
+wt_batch(struct tok_table *t, double *all)
 {
 	struct tok_lease lease;
 	int64_t now = util_now_ms(), retry;
-	double t0, t1, in;
-	long b, i;
+	double t0 = 0, t1, in = 0;
+	long i;
 	int rc;
 
-	for (b = 0; b < nb; b++) {
-		in = 0;
-		t0 = wt_ns();
-		for (i = 0; i < WT_BATCH; i++) {
-			t1 = wt_ns();
-			rc = tok_pick(t, CFG_POOL_NORMAL, now, UINT32_MAX,
-			    &lease, &retry);
-			if (rc != 0) {
-				(void)fprintf(stderr, "wptok: pick: %s\n",
-				    wp_strerror(rc));
-				exit(2);
-			}
-			(void)tok_charge(t, &lease, 1, now);
-			in += wt_ns() - t1;
-			tok_release(t, &lease);
+	for (i = -WT_WARM; i < WT_BATCH; i++) {
+		if (i == 0)
+			t0 = wt_ns();
+		t1 = wt_ns();
+		rc = tok_pick(
+		    t, CFG_POOL_NORMAL, now, UINT32_MAX, &lease, &retry);
+		if (rc != 0) {
+			(void)fprintf(
+			    stderr, "wptok: pick: %s\n", wp_strerror(rc));
+			exit(2);
 		}
-		all[b] = (wt_ns() - t0) / WT_BATCH / 1000.0;
-		pc[b] = in / WT_BATCH / 1000.0;
+		(void)tok_charge(t, &lease, 1, now);
+		if (i >= 0)
+			in += wt_ns() - t1;
+		tok_release(t, &lease);
 	}
-	qsort(pc, (size_t)nb, sizeof(*pc), wt_cmp);
-	qsort(all, (size_t)nb, sizeof(*all), wt_cmp);
+	*all = (wt_ns() - t0) / WT_BATCH / 1000.0;
+	return in / WT_BATCH / 1000.0;
 }
 
 int
 main(int argc, char **argv)
 {
-	long ops = 200000, nb;
-	double *res, *all;
+	long ops = 200000, nb, b;
+	struct tok_table *t[16];
+	double *pc[16], *all[16];
+	void *mem[16];
+	size_t size[16];
 	int64_t v;
-	int ch, i;
+	int ch, i, ns;
 
 	while ((ch = getopt(argc, argv, "i:")) != -1) {
 		if (ch != 'i') {
@@ -134,40 +141,43 @@ main(int argc, char **argv)
 		ops = (long)v;
 	}
 	nb = ops / WT_BATCH > 0 ? ops / WT_BATCH : 1;
-	if (optind >= argc ||
-	    (res = calloc((size_t)nb, sizeof(*res))) == NULL ||
-	    (all = calloc((size_t)nb, sizeof(*all))) == NULL)
+	ns = argc - optind;
+	if (ns < 1 || ns > (int)ARRAY_LEN(t)) {
+		(void)fprintf(stderr, "wptok: 1 to %zu sizes\n", ARRAY_LEN(t));
 		return 2;
-	(void)printf("{");
-	for (i = optind; i < argc; i++) {
-		uint32_t n;
-
-		if (util_parse_i64(argv[i], 1, 1000000, &v) != 0) {
+	}
+	for (i = 0; i < ns; i++) {
+		if (util_parse_i64(argv[optind + i], 1, 1000000, &v) != 0) {
 			(void)fprintf(stderr,
-			    "wptok: %s: a size of 1 to 1000000\n", argv[i]);
+			    "wptok: %s: a size of 1 to 1000000\n",
+			    argv[optind + i]);
 			return 2;
 		}
-		n = (uint32_t)v;
-		struct tok_table *t;
-		size_t size;
-		void *mem;
-
-		t = wt_table(n, &mem, &size);
-		wt_run(t, nb / 10 > 0 ? nb / 10 : 1, res, all); /* warm up */
-		wt_run(t, nb, res, all);
-		if (tok_table_check(t) != 0) {
+		t[i] = wt_table((uint32_t)v, &mem[i], &size[i]);
+		if ((pc[i] = calloc((size_t)nb, sizeof(double))) == NULL ||
+		    (all[i] = calloc((size_t)nb, sizeof(double))) == NULL)
+			return 2;
+	}
+	for (b = 0; b < nb; b++)
+		for (i = 0; i < ns; i++)
+			pc[i][b] = wt_batch(t[i], &all[i][b]);
+	(void)printf("{");
+	for (i = 0; i < ns; i++) {
+		if (tok_table_check(t[i]) != 0) {
 			(void)fprintf(stderr, "wptok: table broken\n");
 			return 1;
 		}
-		(void)printf("%s\"%u\":{\"median_us\":%.3f,\"p99_us\":%.3f,"
+		qsort(pc[i], (size_t)nb, sizeof(double), wt_cmp);
+		qsort(all[i], (size_t)nb, sizeof(double), wt_cmp);
+		(void)printf("%s\"%s\":{\"median_us\":%.3f,\"p99_us\":%.3f,"
 		             "\"with_release_us\":%.3f,\"ops\":%ld}",
-		    i > optind ? "," : "", n, res[nb / 2],
-		    res[(size_t)((double)nb * 0.99)], all[nb / 2],
+		    i > 0 ? "," : "", argv[optind + i], pc[i][nb / 2],
+		    pc[i][(size_t)((double)nb * 0.99)], all[i][nb / 2],
 		    nb * WT_BATCH);
-		(void)munmap(mem, size); /* done with this size */
+		(void)munmap(mem[i], size[i]);
+		free(pc[i]);
+		free(all[i]);
 	}
 	(void)printf("}\n");
-	free(res);
-	free(all);
 	return 0;
 }
