@@ -610,6 +610,23 @@ TEST(headers_browser_set)
 	EXPECT(hget(l, "Sec-Ch-Ua-Platform") == NULL);
 	EXPECT_STR_EQ(hget(l, "Sec-Fetch-Mode"), "cors");
 	grok_headers_free(l);
+
+	/*
+	 * The fixed lines are kept between calls: the same config object
+	 * with another upstream must not get the old Origin.
+	 */
+	hcfg_init(UA_WIN, "");
+	l = grok_headers(&hcfg, "t", "s", "r");
+	EXPECT_STR_EQ(hget(l, "Origin"), "https://grok.com");
+	grok_headers_free(l);
+	(void)util_strlcpy(hcfg.upstream_url, "http://127.0.0.1:9/",
+	    sizeof(hcfg.upstream_url)); /* fits */
+	l = grok_headers(&hcfg, "t", "s", "r");
+	EXPECT_STR_EQ(hget(l, "Origin"), "http://127.0.0.1:9");
+	EXPECT_STR_EQ(hget(l, "Referer"), "http://127.0.0.1:9/");
+	EXPECT_STR_EQ(hget(l, "User-Agent"), UA_WIN);
+	EXPECT_STR_EQ(hget(l, "Cookie"), "sso-rw=t; sso=t");
+	grok_headers_free(l);
 }
 
 TEST(headers_cookie)
