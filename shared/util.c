@@ -282,14 +282,19 @@ util_random(void *out, size_t n)
 void
 util_rand_chars(char *out, size_t n, const char *alphabet)
 {
-	size_t k = strlen(alphabet), i = 0;
+	size_t k = strlen(alphabet), i = 0, j, want;
 	unsigned lim = 256 - 256 % (unsigned)k; /* no modulo bias */
-	unsigned char c;
+	unsigned char r[64];
 
+	/* Bytes a round at a time, with a quarter more for the ones refused. */
 	while (i < n) {
-		util_random(&c, 1);
-		if (c < lim)
-			out[i++] = alphabet[c % k];
+		want = n - i + (n - i) / 4 + 1;
+		if (want > sizeof(r))
+			want = sizeof(r);
+		util_random(r, want);
+		for (j = 0; j < want && i < n; j++)
+			if (r[j] < lim)
+				out[i++] = alphabet[r[j] % k];
 	}
 	out[n] = '\0';
 }

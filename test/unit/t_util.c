@@ -59,6 +59,10 @@ TEST(t_rand_chars)
 	for (i = 0; i < 256; i++)
 		n += seen[i] > 0;
 	EXPECT_INT_EQ(n, sizeof(abc) - 1); /* 4096 draws reach all 36 */
+	util_rand_chars(out, 0, abc);
+	EXPECT_STR_EQ(out, "");
+	util_rand_chars(out, 1, "z");
+	EXPECT_STR_EQ(out, "z");
 }
 
 int
