@@ -1423,6 +1423,16 @@ tok_pick_journaled(struct tok_table *t, enum cfg_pool pool, int64_t now_ms,
 	lease->heavy = pool == CFG_POOL_SUPER;
 	memset(lease->pad, 0, sizeof(lease->pad));
 	memcpy(lease->token, r->token, strlen(r->token) + 1);
+	/*
+	 * The heap's best is now the next pick's token, and with a large
+	 * pool its row is cold (a miss to memory): start fetching its two
+	 * lines while this request goes on.
+	 */
+	if (t->heap_len[h = order[0]] > 0) {
+		r = tok_row(t, tok_hent_row(&tok_heap(t, h)[0]));
+		__builtin_prefetch(r, 1);
+		__builtin_prefetch(r->token, 0);
+	}
 out:
 	tok_end(t, changed);
 	return rc;
