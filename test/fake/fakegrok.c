@@ -574,9 +574,14 @@ fg_record(struct MHD_Connection *c, const struct fg_req *rq, const char *url,
     const char *path, const char *method, bool absolute,
     const struct fg_reply *r)
 {
-	json_t *o = json_object(), *h = json_object(), *q = json_object();
+	json_t *o, *h, *q;
 	char *cookie = NULL, *text;
 
+	if (fg_conf.nrecords == 0)
+		return; /* -r 0 (the benchmark): nothing would keep it */
+	o = json_object();
+	h = json_object();
+	q = json_object();
 	(void)MHD_get_connection_values(c, MHD_HEADER_KIND, fg_rec_hdr, h);
 	(void)MHD_get_connection_values(
 	    c, MHD_GET_ARGUMENT_KIND, fg_rec_arg, q);
