@@ -765,9 +765,11 @@ function table() {
 		const T = R.tokens, ns = Object.keys(T);
 		const big = ns[ns.length - 1], small = ns[0];
 		const cell = ns.map((n) => `${Number(n).toLocaleString('en')}: ${spread(T[n].med, 2)} µs (p99 ${fmt(median(T[n].p99), 2)}; +release ${fmt(median(T[n].rel), 2)})`).join('<br>');
-		const ratio = median(T[big].med) / median(T[small].med);
-		row('token pool: pick + charge, median per op', `${cell}<br>(${fmt(ratio, 1)}× from ${Number(small).toLocaleString('en')} to ${Number(big).toLocaleString('en')}; "flat" here: ≤ 2×)`, '—', '—', '≤ 2 µs, flat from 100 to 100,000',
-			median(T[big].med) <= 2 && median(T[big].med) <= 2 * median(T[small].med));
+		// wptok times the sizes in turns, so each run's two figures
+		// share the machine's speed: the ratio is taken per run.
+		const ratios = T[big].med.map((v, i) => v / T[small].med[i]);
+		row('token pool: pick + charge, median per op', `${cell}<br>(${spread(ratios, 1, '×')} from ${Number(small).toLocaleString('en')} to ${Number(big).toLocaleString('en')}, per run; "flat" here: ≤ 2×)`, '—', '—', '≤ 2 µs, flat from 100 to 100,000',
+			median(T[big].med) <= 2 && median(ratios) <= 2);
 	}
 	if (R.startup) {
 		const S = R.startup, big = S[P.startTokens], small = S[100];
