@@ -1428,7 +1428,8 @@ tok_pick_journaled(struct tok_table *t, enum cfg_pool pool, int64_t now_ms,
 	 * pool its row is cold (a miss to memory): start fetching its two
 	 * lines while this request goes on.
 	 */
-	if (t->heap_len[h = order[0]] > 0) {
+	h = order[0];
+	if (t->heap_len[h] > 0) {
 		r = tok_row(t, tok_hent_row(&tok_heap(t, h)[0]));
 		__builtin_prefetch(r, 1);
 		__builtin_prefetch(r->token, 0);

@@ -472,7 +472,7 @@ grok_hdr_fixed(struct buf *b, const struct cfg *c, const char *referer,
 /*
  * Those lines with the default referer and content type, as every chat
  * sends them: they hang on upstream_url and user_agent alone, so they
- * are built once per pair (a third of the cost of a chat's headers).
+ * are built once per pair (most of what a chat's headers cost).
  */
 static struct {
 	char url[CFG_STR_MAX], ua[CFG_STR_MAX];
