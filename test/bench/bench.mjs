@@ -166,17 +166,13 @@ async function until(what, fn, ms = 15000) {
 	}
 }
 
-const median = (a) => {
-	const s = [...a].sort((x, y) => x - y);
-	return s.length ? (s.length % 2 ? s[(s.length - 1) / 2]
-		: (s[s.length / 2 - 1] + s[s.length / 2]) / 2) : NaN;
-};
 // The q-quantile of a series, interpolated between its neighbours.
 const quantile = (a, q) => {
 	const s = [...a].sort((x, y) => x - y), i = (s.length - 1) * q;
 	const lo = Math.floor(i);
 	return s.length ? s[lo] + (s[Math.min(lo + 1, s.length - 1)] - s[lo]) * (i - lo) : NaN;
 };
+const median = (a) => quantile(a, 0.5);
 const fmt = (v, d = 0) => Number.isFinite(v) ? v.toFixed(d) : 'n/a';
 // "median (min–max)" of a series, or the one value.
 function spread(a, d = 0, unit = '') {
@@ -483,6 +479,8 @@ async function figLatencyLive() {
 			// every window's tail.
 			say('added latency, c=1');
 			const msg = '[tokens=50] [nothink] Why is the sky blue?';
+			const req = Object.fromEntries(ps.map((x) => [x.name,
+				x.grok ? grokRequest(msg) : openaiRequest(msg, false)]));
 			const r = R.latency = Object.fromEntries(ps.map((x) => [x.name,
 				{ p50: [], p99: [], n: [], bad: 0, windows: [] }]));
 			for (let rep = 0; rep < REPS; rep++) {
@@ -490,8 +488,7 @@ async function figLatencyLive() {
 				for (let round = 0; round < P.latRounds; round++)
 					for (let k = 0; k < ps.length; k++) {
 						const x = ps[(round + k) % ps.length];
-						const q = x.grok ? grokRequest(msg) : openaiRequest(msg, false);
-						const o = await load(x.port, q, ['-c', 1, '-d', P.latDur, '-w', P.latWarm]);
+						const o = await load(x.port, req[x.name], ['-c', 1, '-d', P.latDur, '-w', P.latWarm]);
 						w[x.name].p50.push(o.latency_us.p50);
 						w[x.name].p99.push(o.latency_us.p99);
 						w[x.name].n += o.requests;
